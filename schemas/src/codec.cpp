@@ -2,6 +2,7 @@
 
 #include <msgpack.hpp>
 
+#include <bit>
 #include <concepts>
 #include <limits>
 #include <optional>
@@ -25,7 +26,19 @@ void pack_value(packer& out, const std::string& value) {
 }
 void pack_value(packer& out, std::uint64_t value) { out.pack_uint64(value); }
 void pack_value(packer& out, bool value) { value ? out.pack_true() : out.pack_false(); }
-void pack_value(packer& out, double value) { out.pack_double(value); }
+// msgpack-cxx 4.x packs a double with an integral value as an integer (2.0 becomes 2),
+// which would turn a float field or setting into an int on the wire. The protocol keeps
+// every float a float64, so its nine bytes (0xcb, then big-endian IEEE 754) are written
+// here; pack_bin_body appends raw bytes without a header of its own.
+void pack_value(packer& out, double value) {
+  const auto bits = std::bit_cast<std::uint64_t>(value);
+  char bytes[9];
+  bytes[0] = static_cast<char>(0xcb);
+  for (int index = 0; index < 8; ++index) {
+    bytes[1 + index] = static_cast<char>((bits >> (56 - 8 * index)) & 0xff);
+  }
+  out.pack_bin_body(bytes, sizeof bytes);
+}
 void pack_value(packer& out, const byte_buffer& value) {
   out.pack_bin(static_cast<std::uint32_t>(value.size()));
   out.pack_bin_body(reinterpret_cast<const char*>(value.data()),
@@ -461,6 +474,16 @@ expected<command> decode_command(const void* data, std::size_t size) {
   if (!decoded) return decoded;
   if (auto ids = check_envelope_ids(decoded->node, decoded->episode); !ids) return ids.error();
   return decoded;
+}
+
+status validate(const event& message) {
+  if (auto ids = check_envelope_ids(message.header.node, message.header.episode); !ids) return ids;
+  return std::visit([](const auto& body) { return validate_struct(body); }, message.body);
+}
+
+status validate(const command& message) {
+  if (auto ids = check_envelope_ids(message.node, message.episode); !ids) return ids;
+  return std::visit([](const auto& body) { return validate_struct(body); }, message.body);
 }
 
 std::string event_topic(const event& message) {

@@ -48,7 +48,10 @@ struct shim_config {
   /// are an error that names the key.
   static expected<shim_config> from_yaml_file(const std::string& path);
   /// Overrides the fields of `base` with the RRH_* environment variables that are set.
-  static expected<shim_config> from_environment(shim_config base = {});
+  /// RRH_CONFIG, when set, names a YAML file read first.
+  static expected<shim_config> from_environment(shim_config base);
+  /// The same over the defaults.
+  static expected<shim_config> from_environment();
   /// Checks ids, endpoints and ranges; the shim constructor calls it.
   status validate() const;
 };
@@ -120,8 +123,8 @@ class shim {
   /// Starts an episode; following events carry its id until `end_episode`.
   status start_episode(const std::string& episode_id, const std::string& name = {},
                        const settings& resilience = {}, const std::vector<std::string>& agents = {});
-  /// Ends the current episode with `status` ("completed" or "aborted").
-  status end_episode(const std::string& status = "completed");
+  /// Ends the current episode with `outcome` ("completed" or "aborted").
+  status end_episode(const std::string& outcome = "completed");
   /// Reports an episode-level error (the seed's on_episode_error).
   status record_episode_error(const std::string& error_type, const std::string& message,
                               const std::string& agent = {});

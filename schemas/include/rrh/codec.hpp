@@ -26,6 +26,11 @@ expected<event> decode_event(const void* data, std::size_t size);
 /// Decodes one command, with the same rules as `decode_event`.
 expected<command> decode_command(const void* data, std::size_t size);
 
+/// Checks what a receiver would check (ids, text lengths, checkpoint size) without
+/// encoding, so a sender can refuse bad input before it is sent.
+status validate(const event& message);
+status validate(const command& message);
+
 /// Bus topic of an event: "<kind> <subject>", where the subject is the agent the event
 /// concerns, else the episode for episode events, else the sender node. A subscriber
 /// filters by kind prefix ("task.") or by exact kind and agent ("task.failed a1").
