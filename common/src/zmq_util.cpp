@@ -20,9 +20,21 @@ bool is_local_endpoint(const std::string& endpoint) {
   if (endpoint.rfind("ipc://", 0) == 0 || endpoint.rfind("inproc://", 0) == 0) return true;
   const std::string tcp = "tcp://";
   if (endpoint.rfind(tcp, 0) != 0) return false;
-  const auto host = endpoint.substr(tcp.size());
-  return host.rfind("127.", 0) == 0 || host.rfind("localhost:", 0) == 0 ||
-         host.rfind("[::1]:", 0) == 0;
+  const auto address = endpoint.substr(tcp.size());
+  const auto colon = address.rfind(':');
+  const auto host = address.substr(0, colon);
+  if (host == "localhost" || host == "[::1]") return true;
+  // 127.0.0.0/8 written as a dotted quad: four numbers, the first 127.
+  if (host.rfind("127.", 0) != 0) return false;
+  int dots = 0;
+  for (const char c : host) {
+    if (c == '.') {
+      ++dots;
+    } else if (c < '0' || c > '9') {
+      return false;
+    }
+  }
+  return dots == 3;
 }
 
 }  // namespace rrh

@@ -59,7 +59,8 @@ std::vector<std::string_view> command_kind_names() {
 
 bool is_critical(const event_body& body) noexcept {
   return !std::holds_alternative<events::heartbeat>(body) &&
-         !std::holds_alternative<events::probe_reply>(body);
+         !std::holds_alternative<events::probe_reply>(body) &&
+         !std::holds_alternative<events::command_undeliverable>(body);
 }
 
 std::string_view subject_agent(const event_body& body) noexcept { return agent_of(body); }

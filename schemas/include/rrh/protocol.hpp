@@ -117,7 +117,7 @@ struct episode_started {
   template <class Self, class V>
   static void fields(Self& self, V& visit) {
     visit("name", self.name);
-    visit("agents", self.agents);
+    visit("agents", self.agents, field_rule::id);
     visit("resilience", self.resilience);
   }
 };
@@ -505,7 +505,8 @@ std::vector<std::string_view> event_kind_names();
 std::vector<std::string_view> command_kind_names();
 
 /// Critical events are outboxed, retransmitted until acked and applied once; the rest
-/// (heartbeat, probe.reply) are best-effort and carry seq 0.
+/// (heartbeat, probe.reply, and the broker's command.undeliverable) are best-effort and
+/// carry seq 0.
 bool is_critical(const event_body& body) noexcept;
 
 /// The agent an event or command concerns, or empty.
