@@ -2,8 +2,8 @@
 // endpoints, and every critical event still arrives, exactly once after de-duplication.
 #include <catch2/catch.hpp>
 
-#include <csignal>
 #include <sys/wait.h>
+#include <csignal>
 
 #include "bus_peer.hpp"
 
@@ -19,9 +19,11 @@ constexpr std::uint64_t events_while_running = agents_per_node * (1 + 2 * tasks_
 // On SIGTERM each agent also sends agent.unregistered.
 constexpr std::uint64_t events_in_total = events_while_running + agents_per_node;
 
-std::vector<std::string> broker_arguments(const std::string& events_in, const std::string& events_out,
-                                          const std::string& commands_in, const std::string& commands_out) {
-  return {"--events-in", events_in, "--events-out", events_out,
+std::vector<std::string> broker_arguments(const std::string& events_in,
+                                          const std::string& events_out,
+                                          const std::string& commands_in,
+                                          const std::string& commands_out) {
+  return {"--events-in",   events_in,   "--events-out",   events_out,
           "--commands-in", commands_in, "--commands-out", commands_out};
 }
 
@@ -34,10 +36,11 @@ std::uint64_t incarnation_of(const rrh::test::bus_peer& peer, const std::string&
 
 }  // namespace
 
-TEST_CASE("a broker restarted under live agents loses no critical event", "[broker][shim][integration]") {
+TEST_CASE("a broker restarted under live agents loses no critical event",
+          "[broker][shim][integration]") {
   const std::string any = "tcp://127.0.0.1:*";
-  auto broker = std::make_unique<rrh::test::child_process>(
-      rrh::test::binary_path("rrh-broker"), broker_arguments(any, any, any, any));
+  auto broker = std::make_unique<rrh::test::child_process>(rrh::test::binary_path("rrh-broker"),
+                                                           broker_arguments(any, any, any, any));
   const auto ready = broker->wait_line("rrh-broker ready", rrh::test::wait_deadline_default);
   REQUIRE(ready);
   const auto events_in = rrh::test::field_of(*ready, "events-in");
@@ -54,11 +57,11 @@ TEST_CASE("a broker restarted under live agents loses no critical event", "[brok
   for (std::size_t index = 0; index < nodes.size(); ++index) {
     agents.push_back(std::make_unique<rrh::test::child_process>(
         rrh::test::binary_path("rrh-agent"),
-        std::vector<std::string>{"--node", nodes[index], "--agents", std::to_string(agents_per_node),
-                                 "--task-ms", "10", "--fail-rate", "0.3", "--tasks",
-                                 std::to_string(tasks_per_agent), "--heartbeat-ms", "100",
-                                 "--seed", std::to_string(index + 1), "--events", events_in,
-                                 "--commands", commands_out},
+        std::vector<std::string>{"--node", nodes[index], "--agents",
+                                 std::to_string(agents_per_node), "--task-ms", "10", "--fail-rate",
+                                 "0.3", "--tasks", std::to_string(tasks_per_agent),
+                                 "--heartbeat-ms", "100", "--seed", std::to_string(index + 1),
+                                 "--events", events_in, "--commands", commands_out},
         std::vector<std::string>{"RRH_RETRANSMIT_INITIAL_MS=50", "RRH_RETRANSMIT_MAX_MS=400"}));
   }
 
@@ -114,9 +117,12 @@ TEST_CASE("a broker restarted under live agents loses no critical event", "[brok
     std::map<std::string, int> started;
     std::map<std::string, int> finished;
     for (const auto& [seq, message] : stream) {
-      if (const auto* start = std::get_if<rrh::events::task_started>(&message.body)) ++started[start->task];
-      if (const auto* done = std::get_if<rrh::events::task_succeeded>(&message.body)) ++finished[done->task];
-      if (const auto* failed = std::get_if<rrh::events::task_failed>(&message.body)) ++finished[failed->task];
+      if (const auto* start = std::get_if<rrh::events::task_started>(&message.body))
+        ++started[start->task];
+      if (const auto* done = std::get_if<rrh::events::task_succeeded>(&message.body))
+        ++finished[done->task];
+      if (const auto* failed = std::get_if<rrh::events::task_failed>(&message.body))
+        ++finished[failed->task];
     }
     REQUIRE(started.size() == agents_per_node * tasks_per_agent);
     REQUIRE(finished.size() == agents_per_node * tasks_per_agent);

@@ -74,6 +74,7 @@ void child_process::read_output(int fd) {
     const std::lock_guard lock(mutex_);
     lines_.push_back(pending);
   }
+  output_closed_.store(true);
 }
 
 void child_process::signal(int signal_number) const {
@@ -91,7 +92,10 @@ bool child_process::running() {
 }
 
 std::optional<int> child_process::wait_exit(std::chrono::milliseconds deadline) {
-  wait_until([this] { return !running(); }, deadline);
+  if (!wait_until([this] { return !running(); }, deadline)) return std::nullopt;
+  // The pipe closes once the child (and anything it spawned) is gone; a grandchild that
+  // keeps it open must not hang the test, hence the bound.
+  wait_until([this] { return output_closed_.load(); }, std::chrono::milliseconds(2000));
   return exit_status_;
 }
 

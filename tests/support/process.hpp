@@ -4,6 +4,7 @@
 #include <sys/types.h>
 
 #include <chrono>
+#include <atomic>
 #include <mutex>
 #include <optional>
 #include <string>
@@ -28,7 +29,8 @@ class child_process {
   pid_t pid() const { return pid_; }
   /// Sends `signal_number` to the child.
   void signal(int signal_number) const;
-  /// Waits for exit up to `deadline`; returns the wait status, or nothing on timeout.
+  /// Waits for exit up to `deadline`, and for the child's last output to be read; returns
+  /// the wait status, or nothing on timeout.
   std::optional<int> wait_exit(std::chrono::milliseconds deadline);
   /// Every line the child printed so far (stdout and stderr, interleaved).
   std::vector<std::string> lines() const;
@@ -43,6 +45,7 @@ class child_process {
   pid_t pid_ = -1;
   int output_fd_ = -1;
   std::optional<int> exit_status_;
+  std::atomic<bool> output_closed_{false};
   mutable std::mutex mutex_;
   std::vector<std::string> lines_;
   std::thread reader_;
