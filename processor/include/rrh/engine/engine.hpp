@@ -1,0 +1,125 @@
+#pragma once
+/// rrh::engine — the processor's brain, pure: no socket, clock, file or thread. Give it an
+/// event and the current time, or only the time (a tick); it returns effects: commands to
+/// send, derived events to publish, and the keys of records whose state changed (for the
+/// store). The shell commits those changes before it sends the commands and acks.
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "rrh/engine/config.hpp"
+#include "rrh/engine/state.hpp"
+#include "rrh/protocol.hpp"
+
+namespace rrh::engine {
+
+/// A derived event for the bus; the shell fills in the envelope.
+struct derived_event {
+  std::string episode;
+  event_body body;
+};
+
+/// What one call of the engine produced.
+struct effects {
+  std::vector<command> commands;       ///< new commands and retransmissions (ids > 0)
+  std::vector<command> acks;           ///< cumulative acks (id 0); send after the commit
+  std::vector<derived_event> events;   ///< derived events to publish
+  // Keys of records to write (upsert) or delete in the store; may repeat.
+  std::vector<std::string> nodes_changed;
+  std::vector<std::string> agents_changed;
+  std::vector<std::string> agents_removed;
+  std::vector<std::string> tasks_changed;
+  std::vector<std::string> tasks_removed;
+  std::vector<std::string> episodes_changed;
+  std::vector<std::uint64_t> commands_changed;  ///< pending commands to upsert
+  std::vector<std::uint64_t> commands_removed;  ///< acked or dropped
+  bool meta_changed = false;                    ///< next command id moved
+
+  /// True when nothing needs to be stored.
+  bool nothing_to_store() const noexcept;
+  void clear();
+};
+
+/// Counters for status and tests.
+struct engine_stats {
+  std::uint64_t events_applied = 0;
+  std::uint64_t events_duplicate = 0;     ///< already applied; re-acked
+  std::uint64_t events_out_of_order = 0;  ///< beyond a gap; dropped for the sender to resend
+  std::uint64_t events_stale_incarnation = 0;
+  std::uint64_t events_ignored = 0;       ///< kinds the processor does not consume, or over a limit
+  std::uint64_t heartbeats = 0;
+  std::uint64_t commands_issued = 0;
+  std::uint64_t commands_retransmitted = 0;
+  std::uint64_t commands_acked = 0;
+  std::uint64_t commands_refused = 0;
+  std::uint64_t commands_dropped = 0;
+  std::uint64_t limit_rejections = 0;
+  std::uint64_t timers_fired = 0;
+};
+
+/// Everything the store holds, for a restart.
+struct snapshot {
+  std::vector<node_record> nodes;
+  std::vector<agent_record> agents;
+  std::vector<task_record> tasks;
+  std::vector<episode_record> episodes;
+  std::vector<pending_command> commands;
+  std::uint64_t next_command_id = 1;
+};
+
+class engine {
+ public:
+  explicit engine(resilience_config config);
+  ~engine();
+  engine(const engine&) = delete;
+  engine& operator=(const engine&) = delete;
+
+  /// Applies one event received at `now`. Critical events are applied once and in order
+  /// per (node, incarnation); duplicates are re-acked, events past a gap are dropped.
+  void on_event(const event& message, time_ms now, effects& out);
+
+  /// Fires every timer due at or before `now`.
+  void on_tick(time_ms now, effects& out);
+
+  /// The earliest pending timer, if any: the shell sleeps until then.
+  std::optional<time_ms> next_deadline() const;
+
+  /// Loads a stored state before the first event: pending retries fire at their time (at
+  /// once when overdue), pending commands are resent with their ids, and every node gets
+  /// a fresh detection window starting at `now`.
+  void restore(const snapshot& stored, time_ms now);
+
+  /// The base configuration and the one in force for an episode (with its overrides).
+  const resilience_config& config() const noexcept;
+  const resilience_config& config_for_episode(std::string_view episode) const;
+
+  // Read access for the store and the control socket. Pointers stay valid until the next
+  // call that changes the engine.
+  const node_record* node(std::string_view id) const;
+  const agent_record* agent(std::string_view id) const;
+  const task_record* task(std::string_view id) const;
+  const episode_record* episode(std::string_view id) const;
+  const pending_command* pending(std::uint64_t command_id) const;
+  std::uint64_t next_command_id() const noexcept;
+
+  void for_each_node(const std::function<void(const node_record&)>& visit) const;
+  void for_each_agent(const std::function<void(const agent_record&)>& visit) const;
+  void for_each_task(const std::function<void(const task_record&)>& visit) const;
+  void for_each_episode(const std::function<void(const episode_record&)>& visit) const;
+  std::size_t agent_count() const noexcept;
+  std::size_t task_count() const noexcept;
+  std::size_t pending_count() const noexcept;
+  std::size_t timer_count() const noexcept;
+
+  const engine_stats& stats() const noexcept;
+
+ private:
+  struct impl;
+  std::unique_ptr<impl> impl_;
+};
+
+}  // namespace rrh::engine

@@ -1,0 +1,1445 @@
+// The engine: every state machine of the design in one pure object. All timers live in
+// one min-heap with lazy cancellation (each entity carries a generation; a timer whose
+// generation is stale is skipped), so nothing ever scans all agents or tasks per tick.
+// Entities sit in slot tables indexed by interned string ids, so timers hold small
+// integers rather than strings.
+#include "rrh/engine/engine.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <queue>
+#include <random>
+#include <unordered_map>
+#include <unordered_set>
+
+#include "rrh/assert.hpp"
+#include "rrh/engine/detector.hpp"
+
+namespace rrh::engine {
+namespace {
+
+struct string_hash {
+  using is_transparent = void;
+  std::size_t operator()(std::string_view text) const noexcept {
+    return std::hash<std::string_view>{}(text);
+  }
+};
+
+/// A dense table of records addressed by slot, with an id → slot index.
+template <class Slot>
+class slot_table {
+ public:
+  std::optional<std::uint32_t> find(std::string_view id) const {
+    const auto found = index_.find(id);
+    if (found == index_.end()) return std::nullopt;
+    return found->second;
+  }
+  std::uint32_t insert(const std::string& id) {
+    std::uint32_t slot;
+    if (!free_.empty()) {
+      slot = free_.back();
+      free_.pop_back();
+      const auto generation = slots_[slot].generation;  // generations survive reuse
+      slots_[slot] = Slot{};
+      slots_[slot].generation = generation + 1;
+    } else {
+      slot = static_cast<std::uint32_t>(slots_.size());
+      slots_.emplace_back();
+    }
+    slots_[slot].live = true;
+    index_.emplace(id, slot);
+    return slot;
+  }
+  void erase(std::string_view id) {
+    const auto found = index_.find(id);
+    if (found == index_.end()) return;
+    auto& slot = slots_[found->second];
+    slot.live = false;
+    ++slot.generation;  // cancels every timer of this slot
+    free_.push_back(found->second);
+    index_.erase(found);
+  }
+  Slot& operator[](std::uint32_t slot) { return slots_[slot]; }
+  const Slot& operator[](std::uint32_t slot) const { return slots_[slot]; }
+  std::size_t size() const noexcept { return index_.size(); }
+  template <class Visit>
+  void for_each(Visit&& visit) const {
+    for (const auto& slot : slots_) {
+      if (slot.live) visit(slot);
+    }
+  }
+
+ private:
+  std::vector<Slot> slots_;
+  std::vector<std::uint32_t> free_;
+  std::unordered_map<std::string, std::uint32_t, string_hash, std::equal_to<>> index_;
+};
+
+enum class timer_kind : std::uint8_t {
+  node_check,        // phi or missed-heartbeat threshold of a node
+  agent_stale,       // a stale agent's grace ran out
+  agent_probe,       // time for the next active probe
+  probe_timeout,     // a probe went unanswered
+  recovery_ready,    // cooldown over: the agent may join the recovery queue
+  recovery_timeout,  // a recovery was not confirmed in time
+  recovery_queue,    // the recovery pacer has a token again
+  task_retry,        // a scheduled retry is due
+  episode_shutdown,  // the shutdown grace of an episode ran out
+  command_resend,    // an unacked command is due for retransmission
+};
+
+struct timer {
+  time_ms due;
+  std::uint64_t key;         // slot, or command id for command_resend
+  std::uint64_t generation;  // must still match for the timer to fire
+  timer_kind kind;
+};
+
+struct timer_later {
+  bool operator()(const timer& left, const timer& right) const { return left.due > right.due; }
+};
+
+struct node_slot {
+  node_record record;
+  phi_detector detector;
+  std::vector<std::uint32_t> agents;
+  // Incarnations this node has left behind: a late retransmission from one of them must
+  // not switch the node back and replay events already applied. Kept in memory only.
+  std::deque<std::uint64_t> retired_incarnations;
+  std::uint64_t generation = 0;
+  bool live = false;
+  bool suspect = false;
+  bool dead = false;
+};
+
+struct agent_slot {
+  agent_record record;
+  std::uint32_t node = 0;
+  bool stale = false;
+  time_ms healthy_since_ms = 0;
+  std::uint64_t recover_command = 0;
+  std::uint64_t probe_command = 0;
+  time_ms probe_sent_ms = 0;
+  std::uint64_t probe_generation = 0;
+  double rtt_average_ms = 0;
+  double rtt_baseline_ms = 0;
+  bool rtt_alerted = false;
+  std::uint64_t tasks = 0;
+  std::uint64_t generation = 0;
+  bool live = false;
+};
+
+struct task_slot {
+  task_record record;
+  std::uint64_t retry_command = 0;
+  bool no_target_alerted = false;
+  std::uint64_t generation = 0;
+  bool live = false;
+};
+
+struct episode_slot {
+  episode_record record;
+  std::shared_ptr<const resilience_config> config;
+  std::unordered_set<std::uint32_t> agents;
+  std::unordered_set<std::string> seen;
+  std::uint64_t generation = 0;
+  bool live = false;
+};
+
+bool is_alive(agent_state state) {
+  return state == agent_state::healthy || state == agent_state::suspect ||
+         state == agent_state::registered;
+}
+
+double ewma(double average, double sample, double weight) {
+  return average == 0.0 ? sample : average + weight * (sample - average);
+}
+
+}  // namespace
+
+const char* to_string(agent_state state) noexcept {
+  switch (state) {
+    case agent_state::registered: return "registered";
+    case agent_state::healthy: return "healthy";
+    case agent_state::suspect: return "suspect";
+    case agent_state::dead: return "dead";
+    case agent_state::recovering: return "recovering";
+    case agent_state::quarantined: return "quarantined";
+    case agent_state::left: return "left";
+  }
+  return "unknown";
+}
+
+const char* to_string(task_state state) noexcept {
+  switch (state) {
+    case task_state::running: return "running";
+    case task_state::retry_scheduled: return "retry_scheduled";
+    case task_state::retrying: return "retrying";
+    case task_state::succeeded: return "succeeded";
+    case task_state::abandoned: return "abandoned";
+  }
+  return "unknown";
+}
+
+const char* to_string(episode_state state) noexcept {
+  switch (state) {
+    case episode_state::running: return "running";
+    case episode_state::shutting_down: return "shutting_down";
+    case episode_state::ended: return "ended";
+  }
+  return "unknown";
+}
+
+bool effects::nothing_to_store() const noexcept {
+  return nodes_changed.empty() && agents_changed.empty() && agents_removed.empty() &&
+         tasks_changed.empty() && tasks_removed.empty() && episodes_changed.empty() &&
+         commands_changed.empty() && commands_removed.empty() && !meta_changed;
+}
+
+void effects::clear() {
+  commands.clear();
+  acks.clear();
+  events.clear();
+  nodes_changed.clear();
+  agents_changed.clear();
+  agents_removed.clear();
+  tasks_changed.clear();
+  tasks_removed.clear();
+  episodes_changed.clear();
+  commands_changed.clear();
+  commands_removed.clear();
+  meta_changed = false;
+}
+
+struct engine::impl {
+  explicit impl(resilience_config configuration)
+      : base(std::make_shared<const resilience_config>(std::move(configuration))),
+        recovery_tokens(static_cast<double>(base->recovery_burst)),
+        jitter(base->jitter_seed) {}
+
+  std::shared_ptr<const resilience_config> base;
+  slot_table<node_slot> nodes;
+  slot_table<agent_slot> agents;
+  slot_table<task_slot> tasks;
+  slot_table<episode_slot> episodes;
+  std::unordered_map<std::uint64_t, pending_command> pending;
+  std::unordered_map<std::string, std::vector<std::uint32_t>, string_hash, std::equal_to<>> pools;
+  std::unordered_map<std::string, std::size_t, string_hash, std::equal_to<>> pool_cursor;
+  std::priority_queue<timer, std::vector<timer>, timer_later> timers;
+  std::deque<std::pair<std::uint32_t, std::uint64_t>> recovery_queue;  // (agent slot, generation)
+  bool recovery_timer_armed = false;
+  double recovery_tokens;
+  time_ms recovery_refill_ms = 0;
+  std::mt19937_64 jitter;
+  std::uint64_t next_command_id = 1;
+  std::unordered_map<std::string, time_ms> alert_last_ms;  // limit alerts, at most one a minute
+  engine_stats counters;
+  time_ms now = 0;
+  effects* out = nullptr;
+
+  // ---- helpers ------------------------------------------------------------------------
+
+  const resilience_config& config_of_episode(std::string_view id) const {
+    if (!id.empty()) {
+      if (const auto slot = episodes.find(id)) {
+        const auto& config = episodes[*slot].config;
+        if (config) return *config;
+      }
+    }
+    return *base;
+  }
+  const resilience_config& config_of(const agent_slot& agent) const {
+    return config_of_episode(agent.record.episode);
+  }
+
+  void schedule(time_ms due, timer_kind kind, std::uint64_t key, std::uint64_t generation) {
+    timers.push(timer{due, key, generation, kind});
+  }
+
+  void publish(const std::string& episode, event_body body) {
+    out->events.push_back(derived_event{episode, std::move(body)});
+  }
+
+  void raise_alert(const std::string& severity, const std::string& code, const std::string& message,
+                   const std::string& agent = {}, const std::string& episode = {}) {
+    publish(episode, events::alert{severity, code, message.substr(0, text_length_max), agent});
+  }
+
+  // Alerts about limits: at most one a minute per code, so a flood cannot flood the bus.
+  void raise_limit_alert(const std::string& code, const std::string& message) {
+    ++counters.limit_rejections;
+    auto& last = alert_last_ms[code];
+    if (last != 0 && now < last + 60'000) return;
+    last = now;
+    raise_alert("warning", code, message);
+  }
+
+  void mark(const node_slot& node) { out->nodes_changed.push_back(node.record.node); }
+  void mark(const agent_slot& agent) { out->agents_changed.push_back(agent.record.agent); }
+  void mark(const task_slot& task) { out->tasks_changed.push_back(task.record.task); }
+  void mark(const episode_slot& episode) { out->episodes_changed.push_back(episode.record.episode); }
+
+  // Issues a command; tracked ones stay pending (and are resent) until acked.
+  std::uint64_t issue(const std::string& node, const std::string& episode, command_body body,
+                      bool tracked = true) {
+    if (tracked && pending.size() >= base->max_pending_commands) {
+      raise_limit_alert("limit.pending_commands", "pending command limit reached; command not sent");
+      ++counters.commands_dropped;
+      return 0;
+    }
+    command message;
+    message.id = next_command_id++;
+    message.node = node;
+    message.ts_ms = now;
+    message.episode = episode;
+    message.body = std::move(body);
+    out->meta_changed = true;
+    out->commands.push_back(message);
+    ++counters.commands_issued;
+    if (tracked) {
+      const auto first_resend = now + base->command_retransmit_initial_ms;
+      pending.emplace(message.id, pending_command{message, first_resend, 1});
+      schedule(first_resend, timer_kind::command_resend, message.id, 1);
+      out->commands_changed.push_back(message.id);
+    }
+    return message.id;
+  }
+
+  void cancel_command(std::uint64_t id) {
+    if (id != 0 && pending.erase(id) > 0) out->commands_removed.push_back(id);
+  }
+
+  void add_ack(const std::string& node, std::uint64_t incarnation, std::uint64_t seq) {
+    for (auto& ack : out->acks) {
+      if (ack.node == node) {
+        ack.body = commands::ack{incarnation, seq};
+        return;
+      }
+    }
+    command ack;
+    ack.node = node;
+    ack.ts_ms = now;
+    ack.body = commands::ack{incarnation, seq};
+    out->acks.push_back(std::move(ack));
+  }
+
+  // ---- nodes and failure detection ------------------------------------------------------
+
+  std::optional<std::uint32_t> ensure_node(const std::string& id) {
+    if (auto slot = nodes.find(id)) return slot;
+    if (nodes.size() >= base->max_nodes) {
+      raise_limit_alert("limit.nodes", "node limit reached; events of node '" + id + "' ignored");
+      return std::nullopt;
+    }
+    const auto slot = nodes.insert(id);
+    nodes[slot].record.node = id;
+    return slot;
+  }
+
+  // Next time the node's silence crosses a threshold it has not crossed yet.
+  void schedule_node_check(std::uint32_t slot) {
+    auto& node = nodes[slot];
+    ++node.generation;
+    const auto& config = *base;
+    time_ms due;
+    if (config.failure_detector == detector_mode::phi_accrual) {
+      const double threshold = node.suspect ? config.phi_threshold : config.phi_suspect_threshold;
+      due = node.detector.time_at_phi(threshold, config.acceptable_pause_ms, config.min_std_deviation_ms);
+    } else {
+      const auto missed = node.suspect ? config.missed_heartbeats_dead : config.missed_heartbeats_suspect;
+      due = node.detector.last_heartbeat_ms() + missed * node.record.heartbeat_interval_ms;
+    }
+    schedule(std::max(due, now), timer_kind::node_check, slot, node.generation);
+  }
+
+  void start_detection(std::uint32_t slot, std::uint64_t interval_ms) {
+    auto& node = nodes[slot];
+    node.detector.heartbeat(now, interval_ms);
+    node.suspect = false;
+    node.dead = false;
+    schedule_node_check(slot);
+  }
+
+  void on_node_check(std::uint32_t slot) {
+    auto& node = nodes[slot];
+    const auto& config = *base;
+    const auto silent_ms = now - node.detector.last_heartbeat_ms();
+    const double phi = node.detector.phi(now, config.acceptable_pause_ms, config.min_std_deviation_ms);
+    if (!node.suspect) {
+      node.suspect = true;
+      for (const auto agent_slot_index : node.agents) {
+        auto& agent = agents[agent_slot_index];
+        if (agent.record.state == agent_state::healthy || agent.record.state == agent_state::registered) {
+          set_state(agent, agent_state::suspect);
+          publish(agent.record.episode,
+                  events::agent_suspect{agent.record.agent, phi,
+                                        "no heartbeat from node '" + node.record.node + "' for " +
+                                            std::to_string(silent_ms) + " ms"});
+        }
+      }
+      schedule_node_check(slot);
+      return;
+    }
+    node.dead = true;
+    ++node.generation;
+    const auto hosted = node.agents;  // agent_dead may change the node's list
+    for (const auto agent_slot_index : hosted) {
+      auto& agent = agents[agent_slot_index];
+      if (is_alive(agent.record.state)) {
+        agent_dead(agent_slot_index, silent_ms,
+                   "no heartbeat from node '" + node.record.node + "' for " +
+                       std::to_string(silent_ms) + " ms");
+      }
+    }
+  }
+
+  void on_heartbeat(std::uint32_t node_slot_index, const event& message) {
+    const auto& beat = std::get<events::heartbeat>(message.body);
+    ++counters.heartbeats;
+    auto& node = nodes[node_slot_index];
+    node.record.last_heartbeat_ms = now;
+    node.record.heartbeat_interval_ms = std::max<std::uint64_t>(beat.interval_ms, 1);
+    node.record.host = beat.host;
+    node.record.pid = beat.pid;
+    node.record.rss_bytes = beat.rss_bytes;
+    node.record.in_flight = beat.in_flight;
+    node.detector.heartbeat(now, node.record.heartbeat_interval_ms);
+    node.suspect = false;
+    node.dead = false;
+    schedule_node_check(node_slot_index);
+    for (const auto& liveness : beat.agents) {
+      const auto slot = agents.find(liveness.agent);
+      if (!slot) continue;
+      auto& agent = agents[*slot];
+      if (agent.node != node_slot_index || agent.record.state == agent_state::left ||
+          agent.record.state == agent_state::quarantined) {
+        continue;
+      }
+      if (liveness.stale) {
+        if (!agent.stale) agent_went_stale(*slot, liveness.age_ms);
+      } else {
+        agent.stale = false;
+        agent_alive(*slot);
+      }
+    }
+  }
+
+  // ---- agents ---------------------------------------------------------------------------
+
+  void set_state(agent_slot& agent, agent_state state) {
+    if (agent.record.state == state) return;
+    agent.record.state = state;
+    agent.record.state_since_ms = now;
+    if (state == agent_state::healthy) agent.healthy_since_ms = now;
+    mark(agent);
+  }
+
+  // Evidence of life: heartbeat without a stale watchdog, or a re-registration.
+  void agent_alive(std::uint32_t slot) {
+    auto& agent = agents[slot];
+    const auto previous = agent.record.state;
+    if (previous == agent_state::healthy) return;
+    if (previous == agent_state::quarantined || previous == agent_state::left) return;
+    ++agent.generation;  // cancels stale, recovery and recovery-timeout timers
+    cancel_command(agent.recover_command);
+    agent.recover_command = 0;
+    set_state(agent, agent_state::healthy);
+    if (previous == agent_state::dead || previous == agent_state::recovering) {
+      publish(agent.record.episode, events::agent_recovered{agent.record.agent, agent.record.recovery_attempts});
+      if (previous == agent_state::recovering) {
+        if (auto* episode = episode_of(agent)) {
+          ++episode->record.recoveries_succeeded;
+          mark(*episode);
+        }
+      }
+    }
+  }
+
+  void agent_went_stale(std::uint32_t slot, std::uint64_t age_ms) {
+    auto& agent = agents[slot];
+    agent.stale = true;
+    if (!is_alive(agent.record.state)) return;
+    if (agent.record.state != agent_state::suspect) {
+      set_state(agent, agent_state::suspect);
+      publish(agent.record.episode,
+              events::agent_suspect{agent.record.agent, 0.0,
+                                    "watchdog lapsed: no beat for " + std::to_string(age_ms) + " ms"});
+    }
+    ++agent.generation;
+    schedule(now + config_of(agent).stale_grace_ms, timer_kind::agent_stale, slot, agent.generation);
+  }
+
+  void on_agent_stale_timer(std::uint32_t slot) {
+    auto& agent = agents[slot];
+    if (!agent.stale || !is_alive(agent.record.state)) return;
+    agent_dead(slot, config_of(agent).stale_grace_ms, "watchdog lapsed and stayed lapsed (hung)");
+  }
+
+  void agent_dead(std::uint32_t slot, std::uint64_t silent_ms, const std::string& reason) {
+    auto& agent = agents[slot];
+    const auto& config = config_of(agent);
+    if (agent.record.state == agent_state::healthy &&
+        now >= agent.healthy_since_ms + config.recovery_reset_after_ms) {
+      agent.record.recovery_attempts = 0;  // healthy long enough: a fresh budget
+    }
+    ++agent.generation;
+    set_state(agent, agent_state::dead);
+    publish(agent.record.episode, events::agent_dead{agent.record.agent, silent_ms, reason});
+    begin_recovery(slot);
+  }
+
+  void begin_recovery(std::uint32_t slot) {
+    auto& agent = agents[slot];
+    const auto& config = config_of(agent);
+    if (agent.record.recovery_attempts >= config.max_recovery_attempts) {
+      quarantine(slot);
+      return;
+    }
+    time_ms ready = now;
+    if (agent.record.last_recovery_ms != 0) {
+      ready = std::max(now, agent.record.last_recovery_ms + config.recovery_cooldown_ms);
+    }
+    schedule(ready, timer_kind::recovery_ready, slot, agent.generation);
+  }
+
+  void quarantine(std::uint32_t slot) {
+    auto& agent = agents[slot];
+    ++agent.generation;
+    set_state(agent, agent_state::quarantined);
+    const auto reason = "no recovery after " + std::to_string(agent.record.recovery_attempts) + " attempts";
+    publish(agent.record.episode,
+            events::agent_quarantined{agent.record.agent, agent.record.recovery_attempts, reason});
+    raise_alert("critical", "agent.quarantined", "agent '" + agent.record.agent + "' quarantined: " + reason,
+                agent.record.agent, agent.record.episode);
+  }
+
+  void on_recovery_ready(std::uint32_t slot) {
+    recovery_queue.emplace_back(slot, agents[slot].generation);
+    drain_recovery_queue();
+  }
+
+  // The fleet-wide pacer: a token bucket of recovery_rate_per_s and recovery_burst.
+  void drain_recovery_queue() {
+    const auto& config = *base;
+    const double elapsed_s = static_cast<double>(now - std::min(now, recovery_refill_ms)) / 1000.0;
+    recovery_tokens = std::min(static_cast<double>(config.recovery_burst),
+                               recovery_tokens + elapsed_s * config.recovery_rate_per_s);
+    recovery_refill_ms = now;
+    while (!recovery_queue.empty() && recovery_tokens >= 1.0) {
+      const auto [slot, generation] = recovery_queue.front();
+      recovery_queue.pop_front();
+      auto& agent = agents[slot];
+      if (!agent.live || agent.generation != generation || agent.record.state != agent_state::dead) continue;
+      recovery_tokens -= 1.0;
+      send_recover(slot);
+    }
+    if (!recovery_queue.empty() && !recovery_timer_armed) {
+      const auto wait_ms = static_cast<time_ms>(
+          std::ceil((1.0 - recovery_tokens) * 1000.0 / config.recovery_rate_per_s));
+      recovery_timer_armed = true;
+      schedule(now + std::max<time_ms>(wait_ms, 1), timer_kind::recovery_queue, 0, 0);
+    }
+  }
+
+  void send_recover(std::uint32_t slot) {
+    auto& agent = agents[slot];
+    ++agent.record.recovery_attempts;
+    agent.record.last_recovery_ms = now;
+    set_state(agent, agent_state::recovering);
+    mark(agent);
+    const auto& target = agent.record.supervisor.empty() ? nodes[agent.node].record.node
+                                                         : agent.record.supervisor;
+    cancel_command(agent.recover_command);
+    agent.recover_command = issue(target, agent.record.episode,
+                                  commands::agent_recover{agent.record.agent, agent.record.recovery_attempts});
+    if (auto* episode = episode_of(agent)) {
+      ++episode->record.recoveries_attempted;
+      mark(*episode);
+    }
+    ++agent.generation;
+    schedule(now + config_of(agent).recovery_timeout_ms, timer_kind::recovery_timeout, slot, agent.generation);
+  }
+
+  void recovery_failed(std::uint32_t slot) {
+    auto& agent = agents[slot];
+    if (agent.record.state != agent_state::recovering) return;
+    cancel_command(agent.recover_command);
+    agent.recover_command = 0;
+    ++agent.generation;
+    set_state(agent, agent_state::dead);
+    begin_recovery(slot);
+  }
+
+  episode_slot* episode_of(const agent_slot& agent) {
+    if (agent.record.episode.empty()) return nullptr;
+    const auto slot = episodes.find(agent.record.episode);
+    return slot ? &episodes[*slot] : nullptr;
+  }
+
+  void schedule_probe(std::uint32_t slot, bool spread) {
+    auto& agent = agents[slot];
+    const auto interval = config_of(agent).agent_health_check_interval_ms;
+    // The first probe of an agent lands at a random point of the interval, so agents
+    // registered together are not probed together.
+    const auto offset = spread ? std::uniform_int_distribution<time_ms>(1, interval)(jitter) : interval;
+    ++agent.probe_generation;
+    schedule(now + offset, timer_kind::agent_probe, slot, agent.probe_generation);
+  }
+
+  void on_probe_timer(std::uint32_t slot) {
+    auto& agent = agents[slot];
+    const auto& config = config_of(agent);
+    if (is_alive(agent.record.state) && !nodes[agent.node].dead) {
+      agent.probe_command = issue(nodes[agent.node].record.node, agent.record.episode,
+                                  commands::agent_probe{agent.record.agent}, false);
+      agent.probe_sent_ms = now;
+      schedule(now + config.probe_timeout_ms, timer_kind::probe_timeout, slot, agent.probe_generation);
+    }
+    schedule_probe(slot, false);
+  }
+
+  void on_probe_timeout(std::uint32_t slot) {
+    auto& agent = agents[slot];
+    if (agent.probe_command == 0 || now < agent.probe_sent_ms + config_of(agent).probe_timeout_ms) return;
+    agent.probe_command = 0;
+    if (agent.record.state == agent_state::healthy) {
+      set_state(agent, agent_state::suspect);
+      publish(agent.record.episode,
+              events::agent_suspect{agent.record.agent, 0.0,
+                                    "probe unanswered for " + std::to_string(config_of(agent).probe_timeout_ms) + " ms"});
+    }
+  }
+
+  void on_probe_reply(const events::probe_reply& reply) {
+    const auto slot = agents.find(reply.agent);
+    if (!slot) return;
+    auto& agent = agents[*slot];
+    if (agent.probe_command == 0 || agent.probe_command != reply.command_id) return;
+    agent.probe_command = 0;
+    const auto rtt_ms = static_cast<double>(now - agent.probe_sent_ms);
+    const auto& config = config_of(agent);
+    agent.rtt_average_ms = ewma(agent.rtt_average_ms, rtt_ms, 0.3);
+    agent.rtt_baseline_ms = ewma(agent.rtt_baseline_ms, rtt_ms, 0.05);
+    agent.record.probe_rtt_avg_ms = static_cast<std::uint64_t>(agent.rtt_average_ms);
+    agent.record.probe_rtt_max_ms = std::max(agent.record.probe_rtt_max_ms, static_cast<std::uint64_t>(rtt_ms));
+    ++agent.record.probes_answered;
+    mark(agent);
+    const auto slow_ms = static_cast<double>(config.probe_slow_ms);
+    if (rtt_ms > slow_ms) {
+      if (agent.record.state == agent_state::healthy) {
+        set_state(agent, agent_state::suspect);
+        publish(agent.record.episode,
+                events::agent_suspect{agent.record.agent, 0.0,
+                                      "slow probe response: " + std::to_string(static_cast<std::uint64_t>(rtt_ms)) + " ms"});
+      }
+    } else if (agent.record.state == agent_state::suspect && !agent.stale && !nodes[agent.node].suspect) {
+      set_state(agent, agent_state::healthy);
+    }
+    // Early warning: the recent average well above the long-run baseline.
+    constexpr std::uint64_t trend_samples_min = 5;
+    if (agent.record.probes_answered >= trend_samples_min && !agent.rtt_alerted &&
+        agent.rtt_average_ms > 1.5 * agent.rtt_baseline_ms && agent.rtt_average_ms > slow_ms / 2.0) {
+      agent.rtt_alerted = true;
+      raise_alert("warning", "agent.response_time_rising",
+                  "probe response time of '" + agent.record.agent + "' rising: " +
+                      std::to_string(agent.record.probe_rtt_avg_ms) + " ms average",
+                  agent.record.agent, agent.record.episode);
+    } else if (agent.rtt_alerted && agent.rtt_average_ms < 1.1 * agent.rtt_baseline_ms) {
+      agent.rtt_alerted = false;
+    }
+  }
+
+  void on_registered(std::uint32_t node_slot_index, const event& message) {
+    const auto& data = std::get<events::agent_registered>(message.body);
+    auto slot = agents.find(data.agent);
+    if (!slot) {
+      if (agents.size() >= base->max_agents) {
+        raise_limit_alert("limit.agents", "agent limit reached; '" + data.agent + "' not tracked");
+        return;
+      }
+      slot = agents.insert(data.agent);
+      auto& fresh = agents[*slot];
+      fresh.record.agent = data.agent;
+      fresh.record.registered_ms = now;
+      fresh.record.state_since_ms = now;
+      fresh.node = node_slot_index;
+      nodes[node_slot_index].agents.push_back(*slot);
+      schedule_probe(*slot, true);
+    }
+    auto& agent = agents[*slot];
+    if (agent.node != node_slot_index) move_agent(*slot, node_slot_index);
+    set_pool(*slot, data.pool);
+    agent.record.node = nodes[node_slot_index].record.node;
+    agent.record.supervisor = data.supervisor;
+    agent.record.watchdog_timeout_ms = data.watchdog_timeout_ms;
+    if (!message.header.episode.empty()) join_episode(*slot, message.header.episode);
+    agent.stale = false;
+    if (agent.record.state == agent_state::quarantined) {
+      // Re-registered after quarantine: someone fixed it; a fresh budget.
+      agent.record.recovery_attempts = 0;
+      agent.record.state = agent_state::dead;
+    }
+    agent_alive(*slot);
+    mark(agent);
+  }
+
+  void move_agent(std::uint32_t slot, std::uint32_t node_slot_index) {
+    auto& agent = agents[slot];
+    auto& old_list = nodes[agent.node].agents;
+    old_list.erase(std::remove(old_list.begin(), old_list.end(), slot), old_list.end());
+    agent.node = node_slot_index;
+    nodes[node_slot_index].agents.push_back(slot);
+  }
+
+  void set_pool(std::uint32_t slot, const std::string& pool) {
+    auto& agent = agents[slot];
+    if (agent.record.pool == pool && (pool.empty() || agent.record.registered_ms != now)) return;
+    leave_pool(slot);
+    agent.record.pool = pool;
+    if (!pool.empty()) pools[pool].push_back(slot);
+  }
+
+  void leave_pool(std::uint32_t slot) {
+    auto& agent = agents[slot];
+    if (agent.record.pool.empty()) return;
+    const auto found = pools.find(agent.record.pool);
+    if (found == pools.end()) return;
+    auto& members = found->second;
+    members.erase(std::remove(members.begin(), members.end(), slot), members.end());
+    if (members.empty()) pools.erase(found);
+  }
+
+  void on_unregistered(const event& message) {
+    const auto& data = std::get<events::agent_unregistered>(message.body);
+    const auto slot = agents.find(data.agent);
+    if (!slot) return;
+    auto& agent = agents[*slot];
+    auto& hosted = nodes[agent.node].agents;
+    hosted.erase(std::remove(hosted.begin(), hosted.end(), *slot), hosted.end());
+    leave_pool(*slot);
+    cancel_command(agent.recover_command);
+    const auto episode_id = agent.record.episode;
+    if (auto* episode = episode_of(agent)) episode->agents.erase(*slot);
+    agents.erase(data.agent);
+    out->agents_removed.push_back(data.agent);
+    if (const auto episode_slot_index = episodes.find(episode_id)) {
+      auto& episode = episodes[*episode_slot_index];
+      if (episode.record.state == episode_state::shutting_down && episode.agents.empty()) {
+        end_episode(*episode_slot_index, "aborted");
+      }
+    }
+  }
+
+  // ---- episodes -------------------------------------------------------------------------
+
+  std::optional<std::uint32_t> ensure_episode(const std::string& id) {
+    if (auto slot = episodes.find(id)) return slot;
+    if (episodes.size() >= base->max_episodes && !evict_ended_episode()) {
+      raise_limit_alert("limit.episodes", "episode limit reached; episode '" + id + "' not tracked");
+      return std::nullopt;
+    }
+    const auto slot = episodes.insert(id);
+    auto& episode = episodes[slot];
+    episode.record.episode = id;
+    episode.record.started_ms = now;
+    episode.config = base;
+    mark(episode);
+    return slot;
+  }
+
+  bool evict_ended_episode() {
+    std::optional<std::string> oldest;
+    time_ms oldest_end = 0;
+    episodes.for_each([&](const episode_slot& episode) {
+      if (episode.record.state == episode_state::ended && (!oldest || episode.record.ended_ms < oldest_end)) {
+        oldest = episode.record.episode;
+        oldest_end = episode.record.ended_ms;
+      }
+    });
+    if (!oldest) return false;
+    episodes.erase(*oldest);
+    return true;
+  }
+
+  void join_episode(std::uint32_t slot, const std::string& episode_id) {
+    auto& agent = agents[slot];
+    if (agent.record.episode != episode_id) {
+      if (auto* previous = episode_of(agent)) previous->agents.erase(slot);
+    }
+    const auto episode_slot_index = ensure_episode(episode_id);
+    if (!episode_slot_index) return;
+    auto& episode = episodes[*episode_slot_index];
+    agent.record.episode = episode_id;
+    episode.agents.insert(slot);
+    if (episode.seen.insert(agent.record.agent).second) {
+      episode.record.agents_seen.push_back(agent.record.agent);
+      mark(episode);
+    }
+  }
+
+  void on_episode_started(const event& message) {
+    const auto& data = std::get<events::episode_started>(message.body);
+    if (message.header.episode.empty()) {
+      ++counters.events_ignored;
+      return;
+    }
+    const auto slot = ensure_episode(message.header.episode);
+    if (!slot) return;
+    auto& episode = episodes[*slot];
+    episode.record.name = data.name;
+    for (const auto& agent : data.agents) {
+      if (episode.seen.insert(agent).second) episode.record.agents_seen.push_back(agent);
+    }
+    if (!data.resilience.empty()) {
+      auto applied = apply_overrides(*base, data.resilience);
+      if (applied) {
+        episode.config = std::make_shared<const resilience_config>(std::move(applied.value()));
+        episode.record.overrides = data.resilience;
+      } else {
+        raise_alert("warning", "episode.config_rejected",
+                    "episode '" + episode.record.episode + "' resilience block rejected: " +
+                        applied.error().detail,
+                    {}, episode.record.episode);
+      }
+    }
+    mark(episode);
+  }
+
+  void on_episode_error(const event& message) {
+    if (message.header.episode.empty()) {
+      ++counters.events_ignored;
+      return;
+    }
+    const auto slot = ensure_episode(message.header.episode);
+    if (!slot) return;
+    auto& episode = episodes[*slot];
+    const auto& config = *episode.config;
+    ++episode.record.errors;
+    std::uint64_t counted = episode.record.errors;
+    if (config.error_window_ms > 0) {
+      episode.record.error_times_ms.push_back(now);
+      while (!episode.record.error_times_ms.empty() &&
+             episode.record.error_times_ms.front() + config.error_window_ms <= now) {
+        episode.record.error_times_ms.pop_front();
+      }
+      counted = episode.record.error_times_ms.size();
+    }
+    mark(episode);
+    if (episode.record.state == episode_state::running && counted >= config.error_threshold) {
+      shutdown_episode(*slot, std::to_string(counted) + " errors reached error_threshold " +
+                                  std::to_string(config.error_threshold) +
+                                  (config.error_window_ms > 0
+                                       ? " within " + std::to_string(config.error_window_ms) + " ms"
+                                       : std::string()));
+    }
+  }
+
+  void shutdown_episode(std::uint32_t slot, const std::string& reason) {
+    auto& episode = episodes[slot];
+    episode.record.state = episode_state::shutting_down;
+    episode.record.shutdown_deadline_ms = now + episode.config->shutdown_grace_ms;
+    mark(episode);
+    publish(episode.record.episode, events::episode_shutdown{reason, episode.record.errors});
+    std::unordered_set<std::uint32_t> target_nodes;
+    for (const auto agent_slot_index : episode.agents) target_nodes.insert(agents[agent_slot_index].node);
+    for (const auto node_slot_index : target_nodes) {
+      issue(nodes[node_slot_index].record.node, episode.record.episode, commands::episode_shutdown{reason});
+    }
+    if (episode.agents.empty()) {
+      end_episode(slot, "aborted");
+      return;
+    }
+    ++episode.generation;
+    schedule(episode.record.shutdown_deadline_ms, timer_kind::episode_shutdown, slot, episode.generation);
+  }
+
+  void end_episode(std::uint32_t slot, const std::string& status) {
+    auto& episode = episodes[slot];
+    if (episode.record.state == episode_state::ended) return;
+    ++episode.generation;
+    episode.record.state = episode_state::ended;
+    episode.record.status = status;
+    episode.record.ended_ms = now;
+    mark(episode);
+    const auto& record = episode.record;
+    publish(record.episode,
+            events::episode_summary{status, record.ended_ms - record.started_ms, record.errors,
+                                    record.recoveries_attempted, record.recoveries_succeeded,
+                                    record.tasks_failed, record.tasks_retried, record.tasks_recovered,
+                                    record.tasks_abandoned, record.agents_seen.size()});
+  }
+
+  void on_episode_ended(const event& message) {
+    const auto slot = episodes.find(message.header.episode);
+    if (!slot) return;
+    const auto& data = std::get<events::episode_ended>(message.body);
+    const bool aborted = episodes[*slot].record.state == episode_state::shutting_down;
+    end_episode(*slot, aborted ? "aborted" : (data.status.empty() ? "completed" : data.status));
+  }
+
+  void count_episode(const std::string& episode_id, std::uint64_t episode_record::*counter) {
+    if (episode_id.empty()) return;
+    if (const auto slot = episodes.find(episode_id)) {
+      ++(episodes[*slot].record.*counter);
+      mark(episodes[*slot]);
+    }
+  }
+
+  // ---- tasks ----------------------------------------------------------------------------
+
+  std::optional<std::uint32_t> ensure_task(const std::string& task_id, const std::string& agent_id,
+                                           const std::string& episode) {
+    if (auto slot = tasks.find(task_id)) return slot;
+    if (const auto agent_slot_index = agents.find(agent_id)) {
+      auto& agent = agents[*agent_slot_index];
+      if (agent.tasks >= config_of(agent).max_tasks_per_agent) {
+        raise_limit_alert("limit.tasks_per_agent",
+                          "agent '" + agent_id + "' has too many unfinished tasks; '" + task_id + "' not tracked");
+        return std::nullopt;
+      }
+      ++agent.tasks;
+    }
+    const auto slot = tasks.insert(task_id);
+    auto& task = tasks[slot];
+    task.record.task = task_id;
+    task.record.agent = agent_id;
+    task.record.episode = episode;
+    return slot;
+  }
+
+  void remove_task(std::uint32_t slot) {
+    auto& task = tasks[slot];
+    cancel_command(task.retry_command);
+    if (const auto agent_slot_index = agents.find(task.record.agent)) {
+      auto& agent = agents[*agent_slot_index];
+      if (agent.tasks > 0) --agent.tasks;
+    }
+    out->tasks_removed.push_back(task.record.task);
+    tasks.erase(task.record.task);
+  }
+
+  void on_task_started(const event& message) {
+    const auto& data = std::get<events::task_started>(message.body);
+    const auto slot = ensure_task(data.task, data.agent, message.header.episode);
+    if (!slot) return;
+    auto& task = tasks[*slot];
+    cancel_command(task.retry_command);  // the retry evidently arrived
+    task.retry_command = 0;
+    ++task.generation;
+    task.record.state = task_state::running;
+    task.record.agent = data.agent;
+    task.record.attempt = std::max(task.record.attempt, data.attempt);
+    if (const auto agent_slot_index = agents.find(data.agent)) task.record.pool = agents[*agent_slot_index].record.pool;
+    mark(task);
+  }
+
+  void on_task_failed(const event& message) {
+    const auto& data = std::get<events::task_failed>(message.body);
+    const auto slot = ensure_task(data.task, data.agent, message.header.episode);
+    if (!slot) return;
+    auto& task = tasks[*slot];
+    cancel_command(task.retry_command);
+    task.retry_command = 0;
+    task.record.agent = data.agent;
+    task.record.attempt = std::max(task.record.attempt, data.attempt);
+    if (!data.pool.empty()) task.record.pool = data.pool;
+    task.record.checkpoint = data.checkpoint;
+    count_episode(task.record.episode, &episode_record::tasks_failed);
+    const auto& config = config_of_episode(task.record.episode);
+    const bool listed = std::find(config.non_retryable_errors.begin(), config.non_retryable_errors.end(),
+                                  data.error_type) != config.non_retryable_errors.end();
+    task_failure(*slot, data.error_type, data.message, data.retryable && !listed);
+  }
+
+  // A failed attempt: schedule the next retry, or abandon the task.
+  void task_failure(std::uint32_t slot, const std::string& error_type, const std::string& message,
+                    bool retryable) {
+    auto& task = tasks[slot];
+    ++task.record.failures;
+    task.record.last_error_type = error_type;
+    task.record.last_error_message = message;
+    const auto& config = config_of_episode(task.record.episode);
+    if (!retryable) {
+      abandon(slot, "non-retryable error " + error_type);
+      return;
+    }
+    const auto retries_done = task.record.attempt - 1;
+    if (retries_done >= config.max_task_retries) {
+      abandon(slot, "retry limit reached after " + std::to_string(task.record.attempt) + " attempts");
+      return;
+    }
+    const auto delay_ms = retry_delay_ms(config, retries_done + 1);
+    task.record.state = task_state::retry_scheduled;
+    task.record.retry_due_ms = now + delay_ms;
+    ++task.generation;
+    schedule(task.record.retry_due_ms, timer_kind::task_retry, slot, task.generation);
+    mark(task);
+    publish(task.record.episode,
+            events::task_retry_scheduled{task.record.task, task.record.agent, task.record.attempt + 1,
+                                         delay_ms, planned_target(task)});
+  }
+
+  // Delay before retry n (n = 1 for the first retry).
+  time_ms retry_delay_ms(const resilience_config& config, std::uint64_t retry_number) {
+    const double base_ms = static_cast<double>(config.task_retry_delay_ms);
+    if (config.retry_backoff == backoff_policy::fixed) return config.task_retry_delay_ms;
+    const double grown = base_ms * std::pow(config.retry_backoff_factor, static_cast<double>(retry_number - 1));
+    const auto capped = static_cast<time_ms>(std::min(grown, static_cast<double>(config.task_retry_delay_max_ms)));
+    if (config.retry_backoff == backoff_policy::exponential) return capped;
+    return std::uniform_int_distribution<time_ms>(0, capped)(jitter);
+  }
+
+  std::string planned_target(const task_slot& task) {
+    const auto target = pick_target(task);
+    return target ? agents[*target].record.agent : std::string();
+  }
+
+  // The owner while it lives, else a live agent of the same pool (round robin).
+  std::optional<std::uint32_t> pick_target(const task_slot& task) {
+    const auto owner = agents.find(task.record.agent);
+    if (owner && is_alive(agents[*owner].record.state) && !nodes[agents[*owner].node].dead) return owner;
+    if (task.record.pool.empty()) return std::nullopt;
+    const auto found = pools.find(task.record.pool);
+    if (found == pools.end()) return std::nullopt;
+    const auto& members = found->second;
+    auto& cursor = pool_cursor[task.record.pool];
+    for (std::size_t step = 0; step < members.size(); ++step) {
+      const auto candidate = members[(cursor + step) % members.size()];
+      const auto& agent = agents[candidate];
+      if (agent.record.state == agent_state::healthy && !nodes[agent.node].dead) {
+        cursor = (cursor + step + 1) % members.size();
+        return candidate;
+      }
+    }
+    return std::nullopt;
+  }
+
+  void on_retry_timer(std::uint32_t slot) {
+    auto& task = tasks[slot];
+    if (task.record.state != task_state::retry_scheduled) return;
+    const auto& config = config_of_episode(task.record.episode);
+    const auto target = pick_target(task);
+    if (!target) {
+      if (!task.no_target_alerted) {
+        task.no_target_alerted = true;
+        raise_alert("warning", "task.no_target",
+                    "no live agent to retry task '" + task.record.task + "'; waiting",
+                    task.record.agent, task.record.episode);
+      }
+      ++task.generation;
+      schedule(now + config.task_retry_delay_ms, timer_kind::task_retry, slot, task.generation);
+      return;
+    }
+    auto& agent = agents[*target];
+    const auto from_agent = agent.record.agent == task.record.agent ? std::string() : task.record.agent;
+    task.record.attempt += 1;
+    task.record.state = task_state::retrying;
+    if (!from_agent.empty()) {
+      if (const auto owner = agents.find(task.record.agent); owner && agents[*owner].tasks > 0) --agents[*owner].tasks;
+      ++agent.tasks;
+    }
+    task.record.agent = agent.record.agent;
+    task.no_target_alerted = false;
+    task.retry_command = issue(nodes[agent.node].record.node, task.record.episode,
+                               commands::task_retry{task.record.task, agent.record.agent, task.record.attempt,
+                                                    from_agent, task.record.checkpoint});
+    count_episode(task.record.episode, &episode_record::tasks_retried);
+    mark(task);
+  }
+
+  void abandon(std::uint32_t slot, const std::string& reason) {
+    auto& task = tasks[slot];
+    publish(task.record.episode,
+            events::task_abandoned{task.record.task, task.record.agent, task.record.attempt, reason});
+    if (const auto agent_slot_index = agents.find(task.record.agent)) {
+      issue(nodes[agents[*agent_slot_index].node].record.node, task.record.episode,
+            commands::task_rollback{task.record.task, task.record.agent, reason});
+    }
+    count_episode(task.record.episode, &episode_record::tasks_abandoned);
+    remove_task(slot);
+  }
+
+  void on_task_succeeded(const event& message) {
+    const auto& data = std::get<events::task_succeeded>(message.body);
+    const auto slot = tasks.find(data.task);
+    if (!slot) return;
+    auto& task = tasks[*slot];
+    if (task.record.failures > 0) count_episode(task.record.episode, &episode_record::tasks_recovered);
+    remove_task(*slot);
+  }
+
+  // ---- command delivery -------------------------------------------------------------------
+
+  void on_command_ack(const events::command_ack& ack) {
+    const auto found = pending.find(ack.command_id);
+    if (found == pending.end()) return;
+    const command message = found->second.message;
+    pending.erase(found);
+    out->commands_removed.push_back(ack.command_id);
+    ++counters.commands_acked;
+    if (ack.accepted) return;
+    ++counters.commands_refused;
+    if (const auto* retry = std::get_if<commands::task_retry>(&message.body)) {
+      if (const auto slot = tasks.find(retry->task)) {
+        auto& task = tasks[*slot];
+        if (task.retry_command == ack.command_id) {
+          task.retry_command = 0;
+          task_failure(*slot, "RetryRefused", ack.reason, true);
+        }
+      }
+    } else if (const auto* recover = std::get_if<commands::agent_recover>(&message.body)) {
+      if (const auto slot = agents.find(recover->agent); slot && agents[*slot].recover_command == ack.command_id) {
+        agents[*slot].recover_command = 0;
+        raise_alert("warning", "agent.recover_refused",
+                    "recovery of '" + recover->agent + "' refused: " + ack.reason, recover->agent,
+                    message.episode);
+        recovery_failed(*slot);
+      }
+    }
+  }
+
+  void on_command_resend(std::uint64_t id, std::uint64_t sends) {
+    const auto found = pending.find(id);
+    if (found == pending.end() || found->second.sends != sends) return;
+    auto& entry = found->second;
+    const auto node_slot_index = nodes.find(entry.message.node);
+    if (node_slot_index && nodes[*node_slot_index].dead) {
+      // The target is gone: a retry goes back to scheduling (to its pool); a recovery is
+      // judged by its own timeout; anything else is dropped with an alert.
+      const command message = entry.message;
+      pending.erase(found);
+      out->commands_removed.push_back(id);
+      if (const auto* retry = std::get_if<commands::task_retry>(&message.body)) {
+        if (const auto slot = tasks.find(retry->task); slot && tasks[*slot].retry_command == id) {
+          auto& task = tasks[*slot];
+          task.retry_command = 0;
+          task.record.attempt -= 1;  // never delivered: not an attempt
+          task.record.state = task_state::retry_scheduled;
+          task.record.retry_due_ms = now;
+          ++task.generation;
+          schedule(now, timer_kind::task_retry, *slot, task.generation);
+          mark(task);
+        }
+      } else if (!std::holds_alternative<commands::agent_recover>(message.body)) {
+        ++counters.commands_dropped;
+        raise_alert("warning", "command.dropped",
+                    std::string(kind_name(message.body)) + " " + std::to_string(id) + " dropped: node '" +
+                        message.node + "' is dead",
+                    std::string(subject_agent(message.body)), message.episode);
+      }
+      return;
+    }
+    out->commands.push_back(entry.message);
+    ++counters.commands_retransmitted;
+    const auto backoff = std::min(base->command_retransmit_max_ms,
+                                  base->command_retransmit_initial_ms << std::min<std::uint64_t>(entry.sends, 20));
+    ++entry.sends;
+    entry.next_send_ms = now + backoff;
+    schedule(entry.next_send_ms, timer_kind::command_resend, id, entry.sends);
+    out->commands_changed.push_back(id);
+  }
+
+  // ---- dispatch ---------------------------------------------------------------------------
+
+  void on_event(const event& message) {
+    const auto node_slot_index = ensure_node(message.header.node);
+    if (!node_slot_index) return;
+    auto& node = nodes[*node_slot_index];
+    if (!node.detector.started()) start_detection(*node_slot_index, node.record.heartbeat_interval_ms);
+
+    if (std::holds_alternative<events::heartbeat>(message.body)) {
+      on_heartbeat(*node_slot_index, message);
+      return;
+    }
+    if (const auto* reply = std::get_if<events::probe_reply>(&message.body)) {
+      on_probe_reply(*reply);
+      return;
+    }
+    if (!consumed(message.body)) {
+      ++counters.events_ignored;
+      return;
+    }
+    if (message.header.seq == 0) {
+      ++counters.events_ignored;  // critical kinds must be sequenced
+      return;
+    }
+    if (message.header.incarnation != node.record.incarnation) {
+      auto& retired = node.retired_incarnations;
+      if (message.header.seq != 1 ||
+          std::find(retired.begin(), retired.end(), message.header.incarnation) != retired.end()) {
+        ++counters.events_stale_incarnation;
+        return;
+      }
+      constexpr std::size_t retired_incarnations_max = 16;
+      if (node.record.incarnation != 0) retired.push_back(node.record.incarnation);
+      if (retired.size() > retired_incarnations_max) retired.pop_front();
+      node.record.incarnation = message.header.incarnation;  // the node restarted
+      node.record.applied_seq = 0;
+    }
+    if (message.header.seq <= node.record.applied_seq) {
+      ++counters.events_duplicate;
+      add_ack(node.record.node, node.record.incarnation, node.record.applied_seq);
+      return;
+    }
+    if (message.header.seq > node.record.applied_seq + 1) {
+      ++counters.events_out_of_order;
+      if (node.record.applied_seq > 0) add_ack(node.record.node, node.record.incarnation, node.record.applied_seq);
+      return;
+    }
+    node.record.applied_seq = message.header.seq;
+    mark(node);
+    add_ack(node.record.node, node.record.incarnation, node.record.applied_seq);
+    ++counters.events_applied;
+    apply(*node_slot_index, message);
+  }
+
+  static bool consumed(const event_body& body) {
+    return std::holds_alternative<events::agent_registered>(body) ||
+           std::holds_alternative<events::agent_unregistered>(body) ||
+           std::holds_alternative<events::episode_started>(body) ||
+           std::holds_alternative<events::episode_ended>(body) ||
+           std::holds_alternative<events::episode_error>(body) ||
+           std::holds_alternative<events::task_started>(body) ||
+           std::holds_alternative<events::task_failed>(body) ||
+           std::holds_alternative<events::task_succeeded>(body) ||
+           std::holds_alternative<events::command_ack>(body);
+  }
+
+  void apply(std::uint32_t node_slot_index, const event& message) {
+    std::visit(
+        [&](const auto& body) {
+          using kind = std::decay_t<decltype(body)>;
+          if constexpr (std::is_same_v<kind, events::agent_registered>) {
+            on_registered(node_slot_index, message);
+          } else if constexpr (std::is_same_v<kind, events::agent_unregistered>) {
+            on_unregistered(message);
+          } else if constexpr (std::is_same_v<kind, events::episode_started>) {
+            on_episode_started(message);
+          } else if constexpr (std::is_same_v<kind, events::episode_ended>) {
+            on_episode_ended(message);
+          } else if constexpr (std::is_same_v<kind, events::episode_error>) {
+            on_episode_error(message);
+          } else if constexpr (std::is_same_v<kind, events::task_started>) {
+            on_task_started(message);
+          } else if constexpr (std::is_same_v<kind, events::task_failed>) {
+            on_task_failed(message);
+          } else if constexpr (std::is_same_v<kind, events::task_succeeded>) {
+            on_task_succeeded(message);
+          } else if constexpr (std::is_same_v<kind, events::command_ack>) {
+            on_command_ack(body);
+          }
+        },
+        message.body);
+  }
+
+  void on_tick() {
+    while (!timers.empty() && timers.top().due <= now) {
+      const auto due = timers.top();
+      timers.pop();
+      fire(due);
+    }
+  }
+
+  void fire(const timer& due) {
+    const auto slot = static_cast<std::uint32_t>(due.key);
+    switch (due.kind) {
+      case timer_kind::node_check:
+        if (nodes[slot].live && nodes[slot].generation == due.generation) {
+          ++counters.timers_fired;
+          on_node_check(slot);
+        }
+        return;
+      case timer_kind::agent_stale:
+      case timer_kind::recovery_ready:
+      case timer_kind::recovery_timeout:
+        if (!agents[slot].live || agents[slot].generation != due.generation) return;
+        ++counters.timers_fired;
+        if (due.kind == timer_kind::agent_stale) on_agent_stale_timer(slot);
+        if (due.kind == timer_kind::recovery_ready) on_recovery_ready(slot);
+        if (due.kind == timer_kind::recovery_timeout) recovery_failed(slot);
+        return;
+      case timer_kind::agent_probe:
+      case timer_kind::probe_timeout:
+        if (!agents[slot].live || agents[slot].probe_generation != due.generation) return;
+        ++counters.timers_fired;
+        if (due.kind == timer_kind::agent_probe) on_probe_timer(slot);
+        if (due.kind == timer_kind::probe_timeout) on_probe_timeout(slot);
+        return;
+      case timer_kind::recovery_queue:
+        ++counters.timers_fired;
+        recovery_timer_armed = false;
+        drain_recovery_queue();
+        return;
+      case timer_kind::task_retry:
+        if (tasks[slot].live && tasks[slot].generation == due.generation) {
+          ++counters.timers_fired;
+          on_retry_timer(slot);
+        }
+        return;
+      case timer_kind::episode_shutdown:
+        if (episodes[slot].live && episodes[slot].generation == due.generation &&
+            episodes[slot].record.state == episode_state::shutting_down) {
+          ++counters.timers_fired;
+          end_episode(slot, "aborted");
+        }
+        return;
+      case timer_kind::command_resend:
+        ++counters.timers_fired;
+        on_command_resend(due.key, due.generation);
+        return;
+    }
+  }
+
+  // ---- restore ----------------------------------------------------------------------------
+
+  void restore(const snapshot& stored) {
+    next_command_id = std::max(next_command_id, stored.next_command_id);
+    for (const auto& record : stored.episodes) {
+      const auto slot = episodes.insert(record.episode);
+      auto& episode = episodes[slot];
+      episode.record = record;
+      auto applied = apply_overrides(*base, record.overrides);
+      episode.config = applied ? std::make_shared<const resilience_config>(std::move(applied.value())) : base;
+      for (const auto& agent : record.agents_seen) episode.seen.insert(agent);
+      if (record.state == episode_state::shutting_down) {
+        schedule(std::max(now, record.shutdown_deadline_ms), timer_kind::episode_shutdown, slot, episode.generation);
+      }
+    }
+    for (const auto& record : stored.nodes) {
+      const auto slot = nodes.insert(record.node);
+      nodes[slot].record = record;
+      // A fresh detection window: silence is measured from now, not from before the restart.
+      start_detection(slot, std::max<std::uint64_t>(record.heartbeat_interval_ms, 1));
+    }
+    for (const auto& record : stored.agents) {
+      auto node_slot_index = nodes.find(record.node);
+      if (!node_slot_index) node_slot_index = ensure_node(record.node);
+      if (!node_slot_index) continue;
+      const auto slot = agents.insert(record.agent);
+      auto& agent = agents[slot];
+      agent.record = record;
+      agent.node = *node_slot_index;
+      agent.healthy_since_ms = record.state == agent_state::healthy ? now : 0;
+      nodes[*node_slot_index].agents.push_back(slot);
+      if (!record.pool.empty()) pools[record.pool].push_back(slot);
+      if (const auto episode_slot_index = episodes.find(record.episode)) {
+        episodes[*episode_slot_index].agents.insert(slot);
+      }
+      schedule_probe(slot, true);
+      if (record.state == agent_state::recovering) {
+        schedule(now + config_of(agent).recovery_timeout_ms, timer_kind::recovery_timeout, slot, agent.generation);
+      } else if (record.state == agent_state::dead) {
+        begin_recovery(slot);
+      }
+    }
+    for (const auto& record : stored.tasks) {
+      const auto slot = tasks.insert(record.task);
+      auto& task = tasks[slot];
+      task.record = record;
+      if (const auto agent_slot_index = agents.find(record.agent)) ++agents[*agent_slot_index].tasks;
+      if (record.state == task_state::retry_scheduled) {
+        schedule(record.retry_due_ms, timer_kind::task_retry, slot, task.generation);
+      }
+    }
+    for (const auto& stored_command : stored.commands) {
+      auto entry = stored_command;
+      entry.next_send_ms = now;
+      const auto id = entry.message.id;
+      if (const auto* retry = std::get_if<commands::task_retry>(&entry.message.body)) {
+        if (const auto slot = tasks.find(retry->task)) tasks[*slot].retry_command = id;
+      } else if (const auto* recover = std::get_if<commands::agent_recover>(&entry.message.body)) {
+        if (const auto slot = agents.find(recover->agent)) agents[*slot].recover_command = id;
+      }
+      schedule(now, timer_kind::command_resend, id, entry.sends);
+      pending.emplace(id, std::move(entry));
+    }
+  }
+};
+
+engine::engine(resilience_config config) : impl_(std::make_unique<impl>(std::move(config))) {
+  RRH_ASSERT(impl_->base->validate().has_value());
+}
+
+engine::~engine() = default;
+
+void engine::on_event(const event& message, time_ms now, effects& out) {
+  impl_->now = std::max(impl_->now, now);
+  impl_->out = &out;
+  impl_->on_event(message);
+  impl_->on_tick();  // a late event may also be the first moment a timer is noticed
+  impl_->out = nullptr;
+}
+
+void engine::on_tick(time_ms now, effects& out) {
+  impl_->now = std::max(impl_->now, now);
+  impl_->out = &out;
+  impl_->on_tick();
+  impl_->out = nullptr;
+}
+
+std::optional<time_ms> engine::next_deadline() const {
+  if (impl_->timers.empty()) return std::nullopt;
+  return impl_->timers.top().due;
+}
+
+void engine::restore(const snapshot& stored, time_ms now) {
+  impl_->now = std::max(impl_->now, now);
+  effects ignored;
+  impl_->out = &ignored;
+  impl_->restore(stored);
+  impl_->out = nullptr;
+}
+
+const resilience_config& engine::config() const noexcept { return *impl_->base; }
+
+const resilience_config& engine::config_for_episode(std::string_view episode) const {
+  return impl_->config_of_episode(episode);
+}
+
+const node_record* engine::node(std::string_view id) const {
+  const auto slot = impl_->nodes.find(id);
+  return slot ? &impl_->nodes[*slot].record : nullptr;
+}
+
+const agent_record* engine::agent(std::string_view id) const {
+  const auto slot = impl_->agents.find(id);
+  return slot ? &impl_->agents[*slot].record : nullptr;
+}
+
+const task_record* engine::task(std::string_view id) const {
+  const auto slot = impl_->tasks.find(id);
+  return slot ? &impl_->tasks[*slot].record : nullptr;
+}
+
+const episode_record* engine::episode(std::string_view id) const {
+  const auto slot = impl_->episodes.find(id);
+  return slot ? &impl_->episodes[*slot].record : nullptr;
+}
+
+const pending_command* engine::pending(std::uint64_t command_id) const {
+  const auto found = impl_->pending.find(command_id);
+  return found == impl_->pending.end() ? nullptr : &found->second;
+}
+
+std::uint64_t engine::next_command_id() const noexcept { return impl_->next_command_id; }
+
+void engine::for_each_node(const std::function<void(const node_record&)>& visit) const {
+  impl_->nodes.for_each([&](const auto& slot) { visit(slot.record); });
+}
+void engine::for_each_agent(const std::function<void(const agent_record&)>& visit) const {
+  impl_->agents.for_each([&](const auto& slot) { visit(slot.record); });
+}
+void engine::for_each_task(const std::function<void(const task_record&)>& visit) const {
+  impl_->tasks.for_each([&](const auto& slot) { visit(slot.record); });
+}
+void engine::for_each_episode(const std::function<void(const episode_record&)>& visit) const {
+  impl_->episodes.for_each([&](const auto& slot) { visit(slot.record); });
+}
+
+std::size_t engine::agent_count() const noexcept { return impl_->agents.size(); }
+std::size_t engine::task_count() const noexcept { return impl_->tasks.size(); }
+std::size_t engine::pending_count() const noexcept { return impl_->pending.size(); }
+std::size_t engine::timer_count() const noexcept { return impl_->timers.size(); }
+const engine_stats& engine::stats() const noexcept { return impl_->counters; }
+
+}  // namespace rrh::engine

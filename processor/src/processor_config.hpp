@@ -1,0 +1,44 @@
+#pragma once
+/// The rrh-processor binary's whole configuration: where it connects on the bus, where it
+/// keeps its state, and the engine's resilience configuration, read from one YAML file.
+#include <string>
+
+#include "rrh/engine/config.hpp"
+#include "rrh/expected.hpp"
+
+namespace rrh::processor {
+
+/// Everything the processor needs to start. Defaults match the broker's loopback defaults,
+/// so a processor and a broker started without files find each other.
+struct processor_settings {
+  std::string events_endpoint =
+      "tcp://127.0.0.1:7702";  ///< SUB: connects to the broker's events-out
+  std::string publish_endpoint =
+      "tcp://127.0.0.1:7701";  ///< PUB: connects to the broker's events-in
+  std::string commands_endpoint =
+      "tcp://127.0.0.1:7703";  ///< PUSH: connects to the broker's commands-in
+  std::string control_endpoint = "tcp://127.0.0.1:7705";  ///< bound: rrh-ctl's requests
+  std::string state_path = "rrh-state.db";    ///< where the engine's state survives restarts
+  std::string node_id = "processor";          ///< the processor's id on the bus
+  std::string log_level = "info";             ///< trace, debug, info, warn, error, critical or off
+  rrh::engine::resilience_config resilience;  ///< the engine's defaults for every episode
+};
+
+/// Reads a YAML mapping with the keys events, publish, commands, control, state, node_id,
+/// log_level and a `resilience:` mapping of the engine's configuration keys (see
+/// `rrh::engine::config_keys`). Absent keys keep their defaults. An unreadable file, an
+/// unknown or repeated key anywhere, a wrong type or an out-of-range value is an
+/// `errc::config` error naming the key (`resilience.recovery_cooldwn: unknown key`), so a
+/// typo never silently falls back to a default.
+expected<processor_settings> load_processor_settings(const std::string& yaml_path);
+
+/// Parses the same YAML from text; `origin` names it in errors. load_processor_settings
+/// reads a file and calls this.
+expected<processor_settings> parse_processor_settings(const std::string& yaml_text,
+                                                      const std::string& origin);
+
+/// The settings as YAML with every key, its value and its meaning in a comment, for
+/// --print-config. The text loads back to the same settings.
+std::string render_processor_settings(const processor_settings& settings);
+
+}  // namespace rrh::processor

@@ -1,0 +1,27 @@
+#pragma once
+// The processor's shell: the only place where the engine meets sockets, a clock and the
+// store. One thread, one zmq::poll loop; per wakeup it drains a bounded batch of events,
+// feeds them and the clock to the engine, commits the resulting state changes, and only
+// then sends the acks, commands and derived events that depend on them.
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "processor_config.hpp"
+#include "rrh/clock.hpp"
+
+namespace rrh::processor {
+
+/// Events drained from the bus per loop iteration (and per store commit): large enough to
+/// amortise a commit, small enough that control requests and timers are not starved.
+inline constexpr std::size_t event_batch_max = 2048;
+/// Control requests answered per loop iteration.
+inline constexpr std::size_t control_batch_max = 16;
+/// Longest poll wait when no timer is due sooner.
+inline constexpr std::int64_t idle_wait_max_ms = 1000;
+
+/// Runs the processor until SIGINT/SIGTERM. Returns the process exit code: 0 after a clean
+/// stop, 1 when the store failed (nothing unsafe was acked), 2 for a startup error.
+int run_processor(const processor_settings& settings, const clock& time = system_clock::instance());
+
+}  // namespace rrh::processor

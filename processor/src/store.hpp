@@ -1,0 +1,103 @@
+#pragma once
+/// rrh::processor::store — the engine's state in one SQLite file, so that a processor
+/// restart loses no acked work. The shell commits each batch's changed records (the keys
+/// in `rrh::engine::effects`) in one transaction before it sends the acks and commands
+/// that depend on them; on start it loads a snapshot and restores the engine from it.
+/// Tables are readable with the sqlite3 CLI; docs/STORE.md describes the schema.
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <unordered_set>
+
+#include "rrh/engine/engine.hpp"
+#include "rrh/expected.hpp"
+
+// SQLite's handles, declared as sqlite3.h declares them, so that includers need not see SQLite.
+struct sqlite3;
+struct sqlite3_stmt;
+
+namespace rrh::processor {
+
+/// How hard a commit waits for the disk. `full` (the default) survives power loss and OS
+/// crashes; `normal` survives a crash of the processor only (in WAL mode the last commits
+/// may roll back after a power loss), in exchange for no fsync per commit.
+enum class store_sync : std::uint8_t { full, normal };
+
+/// Counters for status output and for measuring the cost of durability.
+struct store_stats {
+  std::uint64_t commits = 0;                ///< transactions committed (no-op commits excluded)
+  std::uint64_t rows_written = 0;           ///< rows upserted, over all commits
+  std::uint64_t rows_deleted = 0;           ///< rows deleted, over all commits
+  std::uint64_t commit_failures = 0;        ///< commits rolled back
+  std::uint64_t last_commit_duration_us = 0;  ///< wall time of the latest commit, fsync included
+};
+
+/// The processor's durable state. Not thread-safe: one store per processor, used from the
+/// thread that runs the engine.
+class store {
+ public:
+  /// The schema this build writes. A file with a newer version is refused, never guessed at.
+  static constexpr std::int64_t schema_version = 1;
+  /// How long a statement waits for a lock held by another connection (a sqlite3 CLI or
+  /// a backup), before the commit fails.
+  static constexpr int busy_timeout_ms = 5000;
+
+  /// Opens (creating when missing) the state file at `path`, or a private in-memory
+  /// database for ":memory:". Creates the schema in an empty database; refuses a file of
+  /// a newer schema version or one that is not an rrh state file. Errors: errc::config.
+  static expected<std::unique_ptr<store>> open(const std::string& path,
+                                               store_sync sync = store_sync::full);
+
+  ~store();
+  store(const store&) = delete;
+  store& operator=(const store&) = delete;
+
+  /// Reads every table into a snapshot for `rrh::engine::engine::restore`. A row that
+  /// cannot be read back (an unknown state name, a command that does not decode) is an
+  /// errc::config error naming the table and key: a damaged state is reported, not
+  /// half-loaded.
+  expected<rrh::engine::snapshot> load();
+
+  /// Writes the records named in `changes` as `engine` holds them now, in one
+  /// transaction: a key the engine still has is upserted, a key it no longer has is
+  /// deleted, whichever list named it; each row is written once per call. Returns at once
+  /// when nothing needs storing. On failure the transaction is rolled back and the file
+  /// keeps the previous commit; the caller must not send the acks of this batch.
+  status commit(const rrh::engine::engine& engine, const rrh::engine::effects& changes);
+
+  /// The path given to `open`.
+  const std::string& path() const noexcept { return path_; }
+  /// The journal mode SQLite accepted ("wal" for files; "memory" for ":memory:").
+  const std::string& journal_mode() const noexcept { return journal_mode_; }
+  const store_stats& stats() const noexcept { return stats_; }
+
+ private:
+  struct statements;
+  store(std::string path, sqlite3* database);
+
+  status write_changes(const rrh::engine::engine& engine, const rrh::engine::effects& changes);
+  status write_node(const rrh::engine::engine& engine, std::string_view id);
+  status write_agent(const rrh::engine::engine& engine, std::string_view id);
+  status write_task(const rrh::engine::engine& engine, std::string_view id);
+  status write_episode(const rrh::engine::engine& engine, std::string_view id);
+  status write_command(const rrh::engine::engine& engine, std::uint64_t id);
+  status write_meta(std::string_view key, std::int64_t value);
+  status remove(sqlite3_stmt* statement, std::string_view table, std::string_view id);
+  status remove(sqlite3_stmt* statement, std::string_view table, std::uint64_t id);
+  status run(sqlite3_stmt* statement, std::string_view what);
+
+  std::string path_;
+  std::string journal_mode_;
+  sqlite3* database_ = nullptr;
+  std::unique_ptr<statements> statements_;
+  store_stats stats_;
+  // Reused per commit, so that deduplicating keys and rendering JSON allocate rarely.
+  std::unordered_set<std::string_view> seen_keys_;
+  std::unordered_set<std::uint64_t> seen_ids_;
+  std::string json_agents_seen_;
+  std::string json_error_times_;
+  std::string json_overrides_;
+};
+
+}  // namespace rrh::processor
