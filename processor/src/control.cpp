@@ -47,10 +47,9 @@ constexpr std::array<request_info, 9> requests{{
 }};
 
 // Every value of the state enums, for counts by state that always list each state.
-constexpr std::array agent_states{agent_state::registered, agent_state::healthy,
-                                  agent_state::suspect,    agent_state::dead,
-                                  agent_state::recovering, agent_state::quarantined,
-                                  agent_state::left};
+constexpr std::array agent_states{
+    agent_state::registered, agent_state::healthy,     agent_state::suspect, agent_state::dead,
+    agent_state::recovering, agent_state::quarantined, agent_state::left};
 constexpr std::array task_states{task_state::running, task_state::retry_scheduled,
                                  task_state::retrying, task_state::succeeded,
                                  task_state::abandoned};
@@ -93,8 +92,6 @@ void append_setting(std::string& out, const setting_value& value) {
 class object_writer {
  public:
   explicit object_writer(std::string& out) : out_(out) { out_ += '{'; }
-  object_writer(const object_writer&) = delete;
-  object_writer& operator=(const object_writer&) = delete;
 
   object_writer& number(std::string_view key, std::uint64_t value) {
     key_of(key) += std::to_string(value);
@@ -262,7 +259,8 @@ void write_episode(std::string& out, const episode_record& episode, std::uint64_
 template <class Record>
 std::string write_list(std::string_view key,
                        const std::function<void(const std::function<void(const Record&)>&)>& visit,
-                       std::string Record::*id, const std::function<void(std::string&, const Record&)>& write) {
+                       std::string Record::*id,
+                       const std::function<void(std::string&, const Record&)>& write) {
   std::vector<const Record*> records;
   visit([&records](const Record& record) { records.push_back(&record); });
   const auto by_id = [id](const Record* left, const Record* right) {
@@ -418,8 +416,8 @@ std::string answer_control(const rrh::engine::engine& engine, const processor_st
   const bool takes_nothing = verb == "status" || verb == "agents" || verb == "tasks" ||
                              verb == "episodes" || verb == "config" || verb == "help";
   if (!takes_id && !takes_nothing) {
-    return reply_error("unknown request '" + echo(request) + "'; valid requests: " +
-                       valid_requests());
+    return reply_error("unknown request '" + echo(request) +
+                       "'; valid requests: " + valid_requests());
   }
   if (takes_nothing && words.size() != 1) {
     return reply_error("'" + std::string(verb) + "' takes no argument");
@@ -439,8 +437,8 @@ std::string answer_control(const rrh::engine::engine& engine, const processor_st
   }
   if (verb == "tasks") {
     return reply_ok(write_list<task_record>(
-        "tasks", [&engine](const auto& visit) { engine.for_each_task(visit); },
-        &task_record::task, write_task));
+        "tasks", [&engine](const auto& visit) { engine.for_each_task(visit); }, &task_record::task,
+        write_task));
   }
   if (verb == "episodes") {
     return reply_ok(write_list<episode_record>(

@@ -18,6 +18,9 @@
 namespace rrh::engine {
 namespace {
 
+/// Pool members looked at per retry target pick.
+constexpr std::size_t pool_scan_max = 64;
+
 struct string_hash {
   using is_transparent = void;
   std::size_t operator()(std::string_view text) const noexcept {
@@ -398,7 +401,14 @@ struct engine::impl {
     ++counters.heartbeats;
     auto& node = nodes[node_slot_index];
     node.record.last_heartbeat_ms = now;
-    node.record.heartbeat_interval_ms = std::max<std::uint64_t>(beat.interval_ms, 1);
+    const auto interval_ms = std::max<std::uint64_t>(beat.interval_ms, 1);
+    // Stored when what a restart needs changes (not on every beat: that would be a
+    // store write per heartbeat).
+    if (node.record.heartbeat_interval_ms != interval_ms || node.record.host != beat.host ||
+        node.record.pid != beat.pid) {
+      mark(node);
+    }
+    node.record.heartbeat_interval_ms = interval_ms;
     node.record.host = beat.host;
     node.record.pid = beat.pid;
     node.record.rss_bytes = beat.rss_bytes;
@@ -478,8 +488,10 @@ struct engine::impl {
   void agent_dead(std::uint32_t slot, std::uint64_t silent_ms, const std::string& reason) {
     auto& agent = agents[slot];
     const auto& config = config_of(agent);
-    if (agent.record.state == agent_state::healthy &&
-        now >= agent.healthy_since_ms + config.recovery_reset_after_ms) {
+    // Silence passes through suspect before dead, so a suspect agent's healthy time counts too.
+    const bool was_healthy = agent.record.state == agent_state::healthy ||
+                             (agent.record.state == agent_state::suspect && agent.healthy_since_ms != 0);
+    if (was_healthy && now >= agent.healthy_since_ms + config.recovery_reset_after_ms) {
       agent.record.recovery_attempts = 0;  // healthy long enough: a fresh budget
     }
     ++agent.generation;
@@ -587,6 +599,9 @@ struct engine::impl {
   }
 
   void on_probe_timer(std::uint32_t slot) {
+    // Schedule the next probe first: it moves probe_generation, and the timeout below
+    // must carry the new generation or it would be cancelled before it fires.
+    schedule_probe(slot, false);
     auto& agent = agents[slot];
     const auto& config = config_of(agent);
     if (is_alive(agent.record.state) && !nodes[agent.node].dead) {
@@ -595,7 +610,6 @@ struct engine::impl {
       agent.probe_sent_ms = now;
       schedule(now + config.probe_timeout_ms, timer_kind::probe_timeout, slot, agent.probe_generation);
     }
-    schedule_probe(slot, false);
   }
 
   void on_probe_timeout(std::uint32_t slot) {
@@ -758,6 +772,7 @@ struct engine::impl {
     });
     if (!oldest) return false;
     episodes.erase(*oldest);
+    out->episodes_changed.push_back(*oldest);  // gone from the engine: the store deletes it
     return true;
   }
 
@@ -942,7 +957,11 @@ struct engine::impl {
     task.retry_command = 0;
     task.record.agent = data.agent;
     task.record.attempt = std::max(task.record.attempt, data.attempt);
-    if (!data.pool.empty()) task.record.pool = data.pool;
+    if (!data.pool.empty()) {
+      task.record.pool = data.pool;
+    } else if (const auto owner = agents.find(data.agent); owner && task.record.pool.empty()) {
+      task.record.pool = agents[*owner].record.pool;  // no task.started seen: the owner's pool
+    }
     task.record.checkpoint = data.checkpoint;
     count_episode(task.record.episode, &episode_record::tasks_failed);
     const auto& config = config_of_episode(task.record.episode);
@@ -989,8 +1008,17 @@ struct engine::impl {
     return std::uniform_int_distribution<time_ms>(0, capped)(jitter);
   }
 
+  // A forecast for task.retry_scheduled: it must not move the pool's round-robin cursor,
+  // or the retry would then go to the next member instead of the one announced.
   std::string planned_target(const task_slot& task) {
+    const auto cursor = pool_cursor.find(task.record.pool);
+    const auto saved = cursor == pool_cursor.end() ? std::optional<std::size_t>() : cursor->second;
     const auto target = pick_target(task);
+    if (saved) {
+      pool_cursor[task.record.pool] = *saved;
+    } else {
+      pool_cursor.erase(task.record.pool);
+    }
     return target ? agents[*target].record.agent : std::string();
   }
 
@@ -1003,7 +1031,10 @@ struct engine::impl {
     if (found == pools.end()) return std::nullopt;
     const auto& members = found->second;
     auto& cursor = pool_cursor[task.record.pool];
-    for (std::size_t step = 0; step < members.size(); ++step) {
+    // Bounded: after a mass death most members may be dead, and a retry must not cost a
+    // scan of the whole pool; the cursor moves on, so the next pick looks further.
+    const auto scan = std::min(members.size(), pool_scan_max);
+    for (std::size_t step = 0; step < scan; ++step) {
       const auto candidate = members[(cursor + step) % members.size()];
       const auto& agent = agents[candidate];
       if (agent.record.state == agent_state::healthy && !nodes[agent.node].dead) {
@@ -1011,6 +1042,7 @@ struct engine::impl {
         return candidate;
       }
     }
+    cursor = (cursor + scan) % members.size();
     return std::nullopt;
   }
 
@@ -1043,6 +1075,17 @@ struct engine::impl {
     task.retry_command = issue(nodes[agent.node].record.node, task.record.episode,
                                commands::task_retry{task.record.task, agent.record.agent, task.record.attempt,
                                                     from_agent, task.record.checkpoint});
+    if (task.retry_command == 0) {
+      // Not sent (pending-command limit): not an attempt; try again after the base delay
+      // rather than leave the task waiting for an outcome that cannot come.
+      task.record.attempt -= 1;
+      task.record.state = task_state::retry_scheduled;
+      task.record.retry_due_ms = now + config.task_retry_delay_ms;
+      ++task.generation;
+      schedule(task.record.retry_due_ms, timer_kind::task_retry, slot, task.generation);
+      mark(task);
+      return;
+    }
     count_episode(task.record.episode, &episode_record::tasks_retried);
     mark(task);
   }

@@ -466,8 +466,9 @@ class binder {
  public:
   explicit binder(sqlite3_stmt* statement) : statement_(statement) {}
   binder& text(std::string_view value) {
-    note(sqlite3_bind_text(statement_, ++index_, value.data(), static_cast<int>(value.size()),
-                           SQLITE_STATIC));
+    // An empty view may carry a null pointer, which SQLite would bind as NULL.
+    note(sqlite3_bind_text(statement_, ++index_, value.data() ? value.data() : "",
+                           static_cast<int>(value.size()), SQLITE_STATIC));
     return *this;
   }
   binder& integer(std::uint64_t value) {
@@ -859,20 +860,20 @@ status store::run(sqlite3_stmt* statement, std::string_view what) {
   return ok();
 }
 
-status store::remove(sqlite3_stmt* statement, std::string_view table, std::string_view id) {
+status store::remove(sqlite3_stmt* statement, std::string_view what, std::string_view id) {
   binder bound(statement);
   bound.text(id);
-  if (bound.result() != SQLITE_OK) return store_error(path_, "delete from " + std::string(table), describe(database_));
-  if (auto done = run(statement, "delete from " + std::string(table)); !done) return done;
+  if (bound.result() != SQLITE_OK) return store_error(path_, what, describe(database_));
+  if (auto done = run(statement, what); !done) return done;
   stats_.rows_deleted += static_cast<std::uint64_t>(sqlite3_changes(database_));
   return ok();
 }
 
-status store::remove(sqlite3_stmt* statement, std::string_view table, std::uint64_t id) {
+status store::remove(sqlite3_stmt* statement, std::string_view what, std::uint64_t id) {
   binder bound(statement);
   bound.integer(id);
-  if (bound.result() != SQLITE_OK) return store_error(path_, "delete from " + std::string(table), describe(database_));
-  if (auto done = run(statement, "delete from " + std::string(table)); !done) return done;
+  if (bound.result() != SQLITE_OK) return store_error(path_, what, describe(database_));
+  if (auto done = run(statement, what); !done) return done;
   stats_.rows_deleted += static_cast<std::uint64_t>(sqlite3_changes(database_));
   return ok();
 }
@@ -890,7 +891,7 @@ status store::write_meta(std::string_view key, std::int64_t value) {
 
 status store::write_node(const rrh::engine::engine& engine, std::string_view id) {
   const auto* record = engine.node(id);
-  if (!record) return remove(statements_->delete_node, "nodes", id);
+  if (!record) return remove(statements_->delete_node, "delete node", id);
   auto* statement = statements_->upsert_node;
   binder bound(statement);
   bound.text(record->node)
@@ -910,7 +911,7 @@ status store::write_node(const rrh::engine::engine& engine, std::string_view id)
 
 status store::write_agent(const rrh::engine::engine& engine, std::string_view id) {
   const auto* record = engine.agent(id);
-  if (!record) return remove(statements_->delete_agent, "agents", id);
+  if (!record) return remove(statements_->delete_agent, "delete agent", id);
   auto* statement = statements_->upsert_agent;
   binder bound(statement);
   bound.text(record->agent)
@@ -935,7 +936,7 @@ status store::write_agent(const rrh::engine::engine& engine, std::string_view id
 
 status store::write_task(const rrh::engine::engine& engine, std::string_view id) {
   const auto* record = engine.task(id);
-  if (!record) return remove(statements_->delete_task, "tasks", id);
+  if (!record) return remove(statements_->delete_task, "delete task", id);
   auto* statement = statements_->upsert_task;
   binder bound(statement);
   bound.text(record->task)
@@ -957,7 +958,7 @@ status store::write_task(const rrh::engine::engine& engine, std::string_view id)
 
 status store::write_episode(const rrh::engine::engine& engine, std::string_view id) {
   const auto* record = engine.episode(id);
-  if (!record) return remove(statements_->delete_episode, "episodes", id);
+  if (!record) return remove(statements_->delete_episode, "delete episode", id);
   write_time_list(json_error_times_, record->error_times_ms);
   write_string_list(json_agents_seen_, record->agents_seen);
   write_settings(json_overrides_, record->overrides);
@@ -988,7 +989,7 @@ status store::write_episode(const rrh::engine::engine& engine, std::string_view 
 
 status store::write_command(const rrh::engine::engine& engine, std::uint64_t id) {
   const auto* entry = engine.pending(id);
-  if (!entry) return remove(statements_->delete_command, "commands", id);
+  if (!entry) return remove(statements_->delete_command, "delete command", id);
   const auto bytes = encode(entry->message);
   auto* statement = statements_->upsert_command;
   binder bound(statement);

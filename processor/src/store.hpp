@@ -83,8 +83,8 @@ class store {
   status write_episode(const rrh::engine::engine& engine, std::string_view id);
   status write_command(const rrh::engine::engine& engine, std::uint64_t id);
   status write_meta(std::string_view key, std::int64_t value);
-  status remove(sqlite3_stmt* statement, std::string_view table, std::string_view id);
-  status remove(sqlite3_stmt* statement, std::string_view table, std::uint64_t id);
+  status remove(sqlite3_stmt* statement, std::string_view what, std::string_view id);
+  status remove(sqlite3_stmt* statement, std::string_view what, std::uint64_t id);
   status run(sqlite3_stmt* statement, std::string_view what);
 
   std::string path_;

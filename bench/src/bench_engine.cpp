@@ -1,0 +1,203 @@
+// rrh-bench-engine: the processor's engine alone, fed a generated mix of heartbeats and
+// task events for fleets of 1k, 100k and 1M agents. Prints events/s, ns per event and
+// heap bytes per agent, and the cost per event relative to the smallest fleet: the
+// engine's timers and indexes must keep that cost flat as the fleet grows.
+#include <CLI/CLI.hpp>
+#include <malloc.h>
+
+#include <chrono>
+#include <map>
+#include <cstdio>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "rrh/engine/engine.hpp"
+
+namespace {
+
+using steady = std::chrono::steady_clock;
+
+/// Agents per node: fixed, so a heartbeat costs the same at every fleet size and the
+/// figures compare the engine's scaling, not the heartbeat's size.
+constexpr std::size_t agents_per_node = 100;
+/// One step in `heartbeat_every` is a node heartbeat; the others a task's start and outcome.
+constexpr std::size_t heartbeat_every = 10;
+/// Share of finished tasks that fail (and are scheduled for a retry).
+constexpr double failure_share = 0.2;
+/// Engine time advances this much per event (1 ms per 100 events: 100k events/s).
+constexpr double time_per_event_ms = 0.01;
+/// Cost per event may grow at most this much from the smallest to the largest fleet.
+constexpr double flatness_target = 1.5;
+/// Heap bytes per agent target.
+constexpr double bytes_per_agent_target = 1024.0;
+
+std::size_t heap_bytes() {
+  const auto info = ::mallinfo2();
+  return info.uordblks + info.hblkhd;
+}
+
+struct node_stream {
+  std::string node;
+  std::uint64_t seq = 0;
+  rrh::event heartbeat;
+};
+
+rrh::event critical(node_stream& stream, rrh::event_body body) {
+  rrh::event message;
+  message.header.node = stream.node;
+  message.header.incarnation = 7;
+  message.header.seq = ++stream.seq;
+  message.header.ts_ms = 1;
+  message.body = std::move(body);
+  return message;
+}
+
+struct fleet_result {
+  std::size_t agents = 0;
+  std::size_t nodes = 0;
+  std::size_t events = 0;
+  double seconds = 0;
+  double bytes_per_agent = 0;
+  double ns_per_event() const { return seconds * 1e9 / static_cast<double>(events); }
+  double events_per_s() const { return static_cast<double>(events) / seconds; }
+};
+
+fleet_result run_fleet(std::size_t agent_count, std::size_t event_count, std::uint64_t seed) {
+  rrh::engine::resilience_config config;
+  config.max_agents = agent_count + 1;
+  config.max_nodes = agent_count / agents_per_node + 1;
+  config.max_pending_commands = 10'000'000;
+  rrh::engine::engine engine(config);
+  rrh::engine::effects out;
+  rrh::engine::time_ms now = 1'700'000'000'000;
+
+  const std::size_t node_count = std::max<std::size_t>(1, agent_count / agents_per_node);
+  std::vector<node_stream> streams(node_count);
+  const auto agent_id = [](std::size_t node, std::size_t slot) {
+    return "n" + std::to_string(node) + ".a" + std::to_string(slot);
+  };
+
+  // Registration: the fleet's standing state, measured as heap bytes per agent.
+  const auto heap_before = heap_bytes();
+  for (std::size_t node = 0; node < node_count; ++node) {
+    auto& stream = streams[node];
+    stream.node = "n" + std::to_string(node);
+    rrh::events::heartbeat beat;
+    beat.interval_ms = 1000;
+    for (std::size_t slot = 0; slot < agents_per_node; ++slot) {
+      engine.on_event(critical(stream, rrh::events::agent_registered{agent_id(node, slot), "pool", {}, {}, 0}),
+                      now, out);
+      out.clear();
+      beat.agents.push_back({agent_id(node, slot), 10, false});
+    }
+    stream.heartbeat.header.node = stream.node;
+    stream.heartbeat.header.incarnation = 7;
+    stream.heartbeat.body = std::move(beat);
+  }
+  const auto heap_after = heap_bytes();
+
+  // The measured mix, generated before the clock starts.
+  std::mt19937_64 random(seed);
+  std::uniform_int_distribution<std::size_t> pick_node(0, node_count - 1);
+  std::uniform_int_distribution<std::size_t> pick_slot(0, agents_per_node - 1);
+  std::uniform_real_distribution<double> roll(0.0, 1.0);
+  std::vector<rrh::event> mix;
+  mix.reserve(event_count);
+  std::uint64_t task_number = 0;
+  for (std::size_t step = 0; mix.size() < event_count; ++step) {
+    const auto node = pick_node(random);
+    auto& stream = streams[node];
+    if (step % heartbeat_every == 0) {
+      mix.push_back(stream.heartbeat);
+      continue;
+    }
+    const auto agent = agent_id(node, pick_slot(random));
+    const auto task = "t" + std::to_string(++task_number);
+    mix.push_back(critical(stream, rrh::events::task_started{task, agent, 1}));
+    if (roll(random) < failure_share) {
+      mix.push_back(critical(stream, rrh::events::task_failed{task, agent, "TransientError", "bench", true, 1, "pool", {}}));
+    } else {
+      mix.push_back(critical(stream, rrh::events::task_succeeded{task, agent, 1}));
+    }
+  }
+  mix.resize(event_count);
+
+  double clock_ms = static_cast<double>(now);
+  const auto started = steady::now();
+  for (const auto& message : mix) {
+    clock_ms += time_per_event_ms;
+    engine.on_event(message, static_cast<rrh::engine::time_ms>(clock_ms), out);
+    out.clear();
+  }
+  const auto elapsed = std::chrono::duration<double>(steady::now() - started).count();
+
+  std::map<std::string, std::size_t> by_state;
+  engine.for_each_agent([&](const rrh::engine::agent_record& agent) { ++by_state[rrh::engine::to_string(agent.state)]; });
+  for (const auto& [state, count] : by_state) std::fprintf(stderr, "  %s=%zu", state.c_str(), count);
+  std::fprintf(stderr, "  timers=%zu pending=%zu tasks=%zu\n", engine.timer_count(), engine.pending_count(), engine.task_count());
+  fleet_result result;
+  result.agents = agent_count;
+  result.nodes = node_count;
+  result.events = event_count;
+  result.seconds = elapsed;
+  result.bytes_per_agent = static_cast<double>(heap_after - heap_before) / static_cast<double>(agent_count);
+  return result;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"rrh-bench-engine: the engine alone under a generated mix of heartbeats (one in ten "
+               "events, 100 agents each) and task events (20% failures), for fleets of 1k, 100k "
+               "and 1M agents. Targets: cost per event within 1.5x from the smallest to the largest "
+               "fleet, and under 1 KiB of heap per agent."};
+  bool quick = false;
+  bool json = false;
+  std::size_t events = 1'000'000;
+  std::vector<std::size_t> fleets = {1'000, 100'000, 1'000'000};
+  std::uint64_t seed = 1;
+  app.add_flag("--quick", quick, "smaller run: fleets of 1k and 10k agents, 100k events");
+  app.add_flag("--json", json, "one JSON object per fleet size");
+  app.add_option("--events", events, "events fed per fleet")->check(CLI::Range(1000, 100'000'000));
+  app.add_option("--fleets", fleets, "fleet sizes in agents (multiples of 100)");
+  app.add_option("--seed", seed, "seed of the generated mix");
+  CLI11_PARSE(app, argc, argv);
+  if (quick) {
+    fleets = {1'000, 10'000};
+    events = 100'000;
+  }
+
+  std::vector<fleet_result> results;
+  for (const auto agents : fleets) {
+    results.push_back(run_fleet(std::max<std::size_t>(agents, agents_per_node), events, seed));
+  }
+  const double baseline_ns = results.front().ns_per_event();
+  bool all_met = true;
+  if (!json) {
+    std::printf("rrh-bench-engine: %zu events per fleet, %zu agents per node\n", events, agents_per_node);
+    std::printf("%10s %8s %14s %12s %10s %14s\n", "agents", "nodes", "events/s", "ns/event", "vs first",
+                "heap B/agent");
+  }
+  for (const auto& result : results) {
+    const double ratio = result.ns_per_event() / baseline_ns;
+    const bool met = ratio <= flatness_target && result.bytes_per_agent <= bytes_per_agent_target;
+    all_met = all_met && met;
+    if (json) {
+      std::printf(
+          "{\"scenario\":\"engine_%zu_agents\",\"value\":%.1f,\"baseline\":%.1f,\"ratio\":%.3f,"
+          "\"unit\":\"ns/event\",\"target\":%.2f,\"met\":%s,\"events_per_s\":%.0f,"
+          "\"bytes_per_agent\":%.0f,\"bytes_per_agent_target\":%.0f}\n",
+          result.agents, result.ns_per_event(), baseline_ns, ratio, flatness_target, met ? "true" : "false",
+          result.events_per_s(), result.bytes_per_agent, bytes_per_agent_target);
+    } else {
+      std::printf("%10zu %8zu %14.0f %12.1f %9.2fx %14.0f\n", result.agents, result.nodes, result.events_per_s(),
+                  result.ns_per_event(), ratio, result.bytes_per_agent);
+    }
+  }
+  if (!json) {
+    std::printf("targets: cost per event <= %.1fx of the first fleet, heap <= %.0f B/agent: %s\n",
+                flatness_target, bytes_per_agent_target, all_met ? "met" : "NOT met");
+  }
+  return 0;
+}

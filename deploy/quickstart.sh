@@ -1,0 +1,202 @@
+#!/usr/bin/env bash
+# rrh quick start: installs the build dependencies, builds rrh, and runs a live demo on
+# loopback: a broker, a tap that prints every event on the bus, and a demo agent node
+# whose tasks fail now and then. Ctrl-C stops everything.
+set -euo pipefail
+
+usage() {
+  cat <<'USAGE'
+Usage: deploy/quickstart.sh [--skip-build] [--help]
+
+Builds rrh into build/ (reusing an existing configuration) and runs a short demo:
+  rrh-broker   the bus, on loopback ports
+  rrh-tap      prints every event on the bus (readable on a terminal, JSON lines otherwise)
+  rrh-agent    a demo node hosting 2 agents that run tasks for 6 s, 30% of which fail
+
+Options:
+  --skip-build   use the binaries already in the build directory
+  --help         show this help
+
+Environment:
+  BUILD_DIR=dir                build directory (default: build)
+  RRH_BUILD_TYPE=type          build type for a fresh configuration (default: RelWithDebInfo)
+  RRH_QUICKSTART_PORT_BASE=n   bind the broker to ports n..n+3 (default: free ports chosen
+                               by the system, read back from the broker's ready line)
+Logs of every process are kept in BUILD_DIR/quickstart/.
+USAGE
+}
+
+skip_build=0
+while (($# > 0)); do
+  case "$1" in
+    --skip-build) skip_build=1; shift ;;
+    -h | --help) usage; exit 0 ;;
+    *) echo "quickstart.sh: unknown argument '$1' (try --help)" >&2; exit 2 ;;
+  esac
+done
+
+repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$repo_root"
+build_dir="${BUILD_DIR:-build}"
+bin_dir="$build_dir/bin"
+log_dir="$build_dir/quickstart"
+ready_timeout_s=10   # how long the broker may take to bind and print its ready line
+stop_timeout_s=5     # how long a process may take to exit after SIGTERM before SIGKILL
+
+say() { echo "quickstart: $*" >&2; }
+fail() { say "error: $*"; exit 1; }
+
+# ---------------------------------------------------------------------------- build
+if ((skip_build == 0)); then
+  say "checking dependencies"
+  bash deploy/install_deps.sh
+  if [[ -f "$build_dir/CMakeCache.txt" ]]; then
+    say "reusing the configuration in $build_dir"
+  else
+    # The same build type as tests/run.sh, so both share build/ without rebuilding.
+    build_type="${RRH_BUILD_TYPE:-RelWithDebInfo}"
+    say "configuring $build_dir ($build_type)"
+    cmake -S . -B "$build_dir" -DCMAKE_BUILD_TYPE="$build_type" >/dev/null
+  fi
+  cores="$(nproc 2>/dev/null || echo 2)"
+  # Only the demo's programs: tests and benchmarks are tests/run.sh's business.
+  say "building the demo programs (a few minutes the first time)"
+  cmake --build "$build_dir" --parallel "$((cores < 8 ? cores : 8))" \
+    --target rrh-broker rrh-tap rrh-agent
+fi
+
+for program in rrh-broker rrh-tap rrh-agent; do
+  [[ -x "$bin_dir/$program" ]] ||
+    fail "$bin_dir/$program is missing; build it first (cmake --build $build_dir) or run without --skip-build"
+done
+mkdir -p "$log_dir"
+
+# ------------------------------------------------------------------ process control
+# Every process the demo starts, in start order, so that any exit path stops them all.
+process_pids=()
+declare -A process_names=()
+
+# start NAME COMMAND...: runs COMMAND in the background with stderr in $log_dir/NAME.log;
+# its pid is left in $started_pid.
+start() {
+  local name="$1"
+  shift
+  "$@" 2>"$log_dir/$name.log" &
+  started_pid=$!
+  process_pids+=("$started_pid")
+  process_names[$started_pid]="$name"
+}
+
+# stop PID: SIGTERM, then SIGKILL if it does not exit within stop_timeout_s; reaps it.
+stop() {
+  local pid="$1" waited_ms=0
+  if kill -0 "$pid" 2>/dev/null; then
+    kill -TERM "$pid" 2>/dev/null || true
+    while kill -0 "$pid" 2>/dev/null && ((waited_ms < stop_timeout_s * 1000)); do
+      sleep 0.1
+      waited_ms=$((waited_ms + 100))
+    done
+    if kill -0 "$pid" 2>/dev/null; then
+      say "${process_names[$pid]} did not stop within ${stop_timeout_s}s; killing it"
+      kill -KILL "$pid" 2>/dev/null || true
+    fi
+  fi
+  wait "$pid" 2>/dev/null || true
+}
+
+# forget PID: a process already reaped by `wait` is no longer ours to stop.
+forget() {
+  local pid remaining=()
+  for pid in "${process_pids[@]}"; do
+    [[ "$pid" == "$1" ]] || remaining+=("$pid")
+  done
+  process_pids=("${remaining[@]}")
+}
+
+stop_all() {
+  local index
+  # Newest first: the agent before the tap, the tap before the broker.
+  for ((index = ${#process_pids[@]} - 1; index >= 0; index--)); do
+    stop "${process_pids[index]}"
+  done
+  process_pids=()
+}
+
+# on_signal STATUS: stop everything and exit with 128 + the signal number.
+on_signal() {
+  say "interrupted; stopping the demo"
+  trap - INT TERM
+  stop_all
+  exit "$1"
+}
+trap 'on_signal 130' INT
+trap 'on_signal 143' TERM
+trap stop_all EXIT
+
+# ------------------------------------------------------------------------- broker
+if [[ -n "${RRH_QUICKSTART_PORT_BASE:-}" ]]; then
+  [[ "$RRH_QUICKSTART_PORT_BASE" =~ ^[0-9]+$ ]] || fail "RRH_QUICKSTART_PORT_BASE must be a port number"
+  ports=("$RRH_QUICKSTART_PORT_BASE" "$((RRH_QUICKSTART_PORT_BASE + 1))"
+         "$((RRH_QUICKSTART_PORT_BASE + 2))" "$((RRH_QUICKSTART_PORT_BASE + 3))")
+else
+  ports=('*' '*' '*' '*')
+fi
+
+broker_ready_file="$log_dir/broker.out"
+: >"$broker_ready_file"
+say "starting rrh-broker"
+start broker "$bin_dir/rrh-broker" \
+  --events-in "tcp://127.0.0.1:${ports[0]}" --events-out "tcp://127.0.0.1:${ports[1]}" \
+  --commands-in "tcp://127.0.0.1:${ports[2]}" --commands-out "tcp://127.0.0.1:${ports[3]}" \
+  >"$broker_ready_file"
+broker_pid=$started_pid
+
+# The broker prints, once bound:
+#   rrh-broker ready events-in=EP events-out=EP commands-in=EP commands-out=EP
+ready_line=""
+for ((waited_ms = 0; waited_ms < ready_timeout_s * 1000; waited_ms += 100)); do
+  ready_line="$(grep -m1 '^rrh-broker ready ' "$broker_ready_file" || true)"
+  [[ -n "$ready_line" ]] && break
+  kill -0 "$broker_pid" 2>/dev/null || break
+  sleep 0.1
+done
+if [[ -z "$ready_line" ]]; then
+  cat "$log_dir/broker.log" >&2 || true
+  fail "rrh-broker did not become ready (log: $log_dir/broker.log)"
+fi
+endpoint() { sed -n "s/.* $1=\([^ ]*\).*/\1/p" <<<"$ready_line"; }
+events_in="$(endpoint events-in)"
+events_out="$(endpoint events-out)"
+commands_out="$(endpoint commands-out)"
+say "bus ready: agents publish to $events_in, watchers read $events_out"
+
+# ---------------------------------------------------------------------------- tap
+tap_format=(--json)
+[[ -t 1 ]] && tap_format=(--pretty)
+say "starting rrh-tap (events follow)"
+start tap "$bin_dir/rrh-tap" "${tap_format[@]}" --connect "$events_out"
+# A subscription reaches the broker asynchronously; give it a moment so the tap sees the
+# agent's first events (the shim would resend them anyway, unacknowledged).
+sleep 0.5
+
+# -------------------------------------------------------------------------- agent
+say "starting rrh-agent: node demo-1, 2 agents, 6 s"
+start agent "$bin_dir/rrh-agent" --node demo-1 --agents 2 --episode demo --task-ms 200 \
+  --fail-rate 0.3 --heartbeat-ms 500 --events "$events_in" --commands "$commands_out" \
+  --duration-s 6 >"$log_dir/agent.out"
+agent_pid=$started_pid
+
+agent_status=0
+wait "$agent_pid" || agent_status=$?
+forget "$agent_pid"
+# Let the last events cross the bus to the tap before it stops.
+sleep 0.5
+
+# ----------------------------------------------------------------------- shutdown
+stop_all
+trap - INT TERM EXIT
+if ((agent_status != 0)); then
+  say "rrh-agent exited with status $agent_status (log: $log_dir/agent.log)"
+  exit "$agent_status"
+fi
+say "demo finished; logs are in $log_dir/"
