@@ -333,6 +333,7 @@ struct shim::impl {
       case shim_detail::command_dedup::seen::done:
         ++counters.commands_duplicate;
         queue_ack_locked(lock, message.id, verdict.result);
+        if (verdict.result.accepted) reply_to_probe_locked(lock, message);
         return;
     }
   }
@@ -344,6 +345,16 @@ struct shim::impl {
     if (!sent && sent.error().code != errc::closed) {
       spdlog::warn("rrh shim {}: cannot ack command {}: {}", config.node_id, command_id,
                    sent.error().detail);
+    }
+  }
+
+  // An accepted probe is answered with probe.reply, again for a resent probe: the reply
+  // is best-effort, and the resend means the first one may be lost.
+  void reply_to_probe_locked(std::unique_lock<std::mutex>& lock, const command& message) {
+    const auto* probe = std::get_if<commands::agent_probe>(&message.body);
+    if (probe == nullptr) return;
+    if (auto sent = emit_locked(lock, events::probe_reply{message.id, probe->agent}); !sent) {
+      spdlog::debug("rrh shim {}: probe reply not sent: {}", config.node_id, sent.error().detail);
     }
   }
 
@@ -368,10 +379,7 @@ struct shim::impl {
       dedup.complete(message.id, result);
       if (!result.accepted) ++counters.commands_refused;
       queue_ack_locked(lock, message.id, result);
-      if (result.accepted && std::holds_alternative<commands::agent_probe>(message.body)) {
-        const auto& probe = std::get<commands::agent_probe>(message.body);
-        (void)emit_locked(lock, events::probe_reply{message.id, probe.agent});
-      }
+      if (result.accepted) reply_to_probe_locked(lock, message);
     }
   }
 

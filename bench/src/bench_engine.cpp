@@ -105,13 +105,16 @@ fleet_result run_fleet(std::size_t agent_count, std::size_t event_count, std::ui
   std::vector<rrh::event> mix;
   mix.reserve(event_count);
   std::uint64_t task_number = 0;
+  std::size_t next_heartbeat_node = 0;
   for (std::size_t step = 0; mix.size() < event_count; ++step) {
-    const auto node = pick_node(random);
-    auto& stream = streams[node];
     if (step % heartbeat_every == 0) {
-      mix.push_back(stream.heartbeat);
+      // Nodes beat in turn, as real nodes beat on their own timers: regular intervals.
+      mix.push_back(streams[next_heartbeat_node].heartbeat);
+      next_heartbeat_node = (next_heartbeat_node + 1) % node_count;
       continue;
     }
+    const auto node = pick_node(random);
+    auto& stream = streams[node];
     const auto agent = agent_id(node, pick_slot(random));
     const auto task = "t" + std::to_string(++task_number);
     mix.push_back(critical(stream, rrh::events::task_started{task, agent, 1}));

@@ -109,6 +109,10 @@ struct node_slot {
   // Incarnations this node has left behind: a late retransmission from one of them must
   // not switch the node back and replay events already applied. Kept in memory only.
   std::deque<std::uint64_t> retired_incarnations;
+  /// Hosted agents a heartbeat may change (not healthy, or stale): while 0, a heartbeat
+  /// without stale entries needs no per-agent work, so a healthy fleet's heartbeats cost
+  /// the same at a thousand agents as at a million.
+  std::uint32_t attention = 0;
   std::uint64_t generation = 0;
   bool live = false;
   bool suspect = false;
@@ -148,6 +152,13 @@ struct episode_slot {
   std::uint64_t generation = 0;
   bool live = false;
 };
+
+/// Whether a heartbeat listing this agent may change it.
+bool needs_attention(const agent_slot& agent) {
+  const auto state = agent.record.state;
+  if (state == agent_state::quarantined || state == agent_state::left) return false;
+  return state != agent_state::healthy || agent.stale;
+}
 
 bool is_alive(agent_state state) {
   return state == agent_state::healthy || state == agent_state::suspect ||
@@ -417,6 +428,9 @@ struct engine::impl {
     node.suspect = false;
     node.dead = false;
     schedule_node_check(node_slot_index);
+    const bool any_stale = std::any_of(beat.agents.begin(), beat.agents.end(),
+                                       [](const auto& liveness) { return liveness.stale; });
+    if (node.attention == 0 && !any_stale) return;
     for (const auto& liveness : beat.agents) {
       const auto slot = agents.find(liveness.agent);
       if (!slot) continue;
@@ -428,7 +442,7 @@ struct engine::impl {
       if (liveness.stale) {
         if (!agent.stale) agent_went_stale(*slot, liveness.age_ms);
       } else {
-        agent.stale = false;
+        set_stale(agent, false);
         agent_alive(*slot);
       }
     }
@@ -436,9 +450,26 @@ struct engine::impl {
 
   // ---- agents ---------------------------------------------------------------------------
 
+  // Every change of an agent's state or stale flag goes through these two, which keep the
+  // hosting node's attention count right.
+  template <class Change>
+  void change_agent(agent_slot& agent, Change&& change) {
+    const bool before = needs_attention(agent);
+    change();
+    const bool after = needs_attention(agent);
+    if (before != after) {
+      auto& count = nodes[agent.node].attention;
+      count = after ? count + 1 : count - 1;
+    }
+  }
+
+  void set_stale(agent_slot& agent, bool stale) {
+    change_agent(agent, [&] { agent.stale = stale; });
+  }
+
   void set_state(agent_slot& agent, agent_state state) {
     if (agent.record.state == state) return;
-    agent.record.state = state;
+    change_agent(agent, [&] { agent.record.state = state; });
     agent.record.state_since_ms = now;
     if (state == agent_state::healthy) agent.healthy_since_ms = now;
     mark(agent);
@@ -467,7 +498,7 @@ struct engine::impl {
 
   void agent_went_stale(std::uint32_t slot, std::uint64_t age_ms) {
     auto& agent = agents[slot];
-    agent.stale = true;
+    set_stale(agent, true);
     if (!is_alive(agent.record.state)) return;
     if (agent.record.state != agent_state::suspect) {
       set_state(agent, agent_state::suspect);
@@ -678,6 +709,7 @@ struct engine::impl {
       fresh.record.state_since_ms = now;
       fresh.node = node_slot_index;
       nodes[node_slot_index].agents.push_back(*slot);
+      ++nodes[node_slot_index].attention;  // registered: the first heartbeat makes it healthy
       schedule_probe(*slot, true);
     }
     auto& agent = agents[*slot];
@@ -687,11 +719,11 @@ struct engine::impl {
     agent.record.supervisor = data.supervisor;
     agent.record.watchdog_timeout_ms = data.watchdog_timeout_ms;
     if (!message.header.episode.empty()) join_episode(*slot, message.header.episode);
-    agent.stale = false;
+    set_stale(agent, false);
     if (agent.record.state == agent_state::quarantined) {
       // Re-registered after quarantine: someone fixed it; a fresh budget.
       agent.record.recovery_attempts = 0;
-      agent.record.state = agent_state::dead;
+      set_state(agent, agent_state::dead);
     }
     agent_alive(*slot);
     mark(agent);
@@ -701,8 +733,11 @@ struct engine::impl {
     auto& agent = agents[slot];
     auto& old_list = nodes[agent.node].agents;
     old_list.erase(std::remove(old_list.begin(), old_list.end(), slot), old_list.end());
+    const bool attention = needs_attention(agent);
+    if (attention) --nodes[agent.node].attention;
     agent.node = node_slot_index;
     nodes[node_slot_index].agents.push_back(slot);
+    if (attention) ++nodes[node_slot_index].attention;
   }
 
   void set_pool(std::uint32_t slot, const std::string& pool) {
@@ -730,6 +765,7 @@ struct engine::impl {
     auto& agent = agents[*slot];
     auto& hosted = nodes[agent.node].agents;
     hosted.erase(std::remove(hosted.begin(), hosted.end(), *slot), hosted.end());
+    if (needs_attention(agent)) --nodes[agent.node].attention;
     leave_pool(*slot);
     cancel_command(agent.recover_command);
     const auto episode_id = agent.record.episode;
@@ -1364,6 +1400,7 @@ struct engine::impl {
       agent.node = *node_slot_index;
       agent.healthy_since_ms = record.state == agent_state::healthy ? now : 0;
       nodes[*node_slot_index].agents.push_back(slot);
+      if (needs_attention(agent)) ++nodes[*node_slot_index].attention;
       if (!record.pool.empty()) pools[record.pool].push_back(slot);
       if (const auto episode_slot_index = episodes.find(record.episode)) {
         episodes[*episode_slot_index].agents.insert(slot);

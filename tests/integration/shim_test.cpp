@@ -226,6 +226,11 @@ TEST_CASE("a probe is answered with probe.reply carrying the command id", "[shim
   peer.auto_ack = true;
   rrh::shim node(config_for(broker, "node-p"));
   REQUIRE(node.register_agent("agent-p"));
+  // probe.reply is best-effort: probe only once the bus path is up (a heartbeat arrived).
+  REQUIRE(wait_until([&] {
+    peer.pump();
+    return !peer.heartbeats.empty();
+  }));
   rrh::command probe;
   probe.id = 900;
   probe.node = "node-p";
