@@ -1,17 +1,25 @@
 #!/usr/bin/env bash
 # rrh quick start: installs the build dependencies, builds rrh, and runs a live demo on
-# loopback: a broker, a tap that prints every event on the bus, and a demo agent node
-# whose tasks fail now and then. Ctrl-C stops everything.
+# loopback: a broker, the resilience processor at test speed, a tap that prints every
+# event and command on the bus, a demo node whose tasks fail now and then (retried, or
+# rolled back), and a node that crashes (declared dead, recovery tried, quarantined).
+# Ends with the episode's summary. Ctrl-C stops everything.
 set -euo pipefail
 
 usage() {
   cat <<'USAGE'
 Usage: deploy/quickstart.sh [--skip-build] [--help]
 
-Builds rrh into build/ (reusing an existing configuration) and runs a short demo:
-  rrh-broker   the bus, on loopback ports
-  rrh-tap      prints every event on the bus (readable on a terminal, JSON lines otherwise)
-  rrh-agent    a demo node hosting 2 agents that run tasks for 6 s, 30% of which fail
+Builds rrh into build/ (reusing an existing configuration) and runs a demo of about 15 s:
+  rrh-broker     the bus, on loopback ports
+  rrh-processor  the resilience processor, test-speed settings from deploy/quickstart.yaml
+  rrh-tap        prints every event and command (readable on a terminal, JSON otherwise)
+  rrh-agent      node demo-1: 2 agents, tasks fail 30% of the time (1 in 5 of those
+                 non-retryable), episode "demo", 12 s
+  rrh-agent      node demo-2: 1 agent that crashes after 2 s and never comes back:
+                 declared dead, recovery tried 3 times, then quarantined
+Then: the episode summary (rrh-ctl episode demo --pretty) and a check that every retry
+came within its announced delay + 50 ms (deploy/check_retry_timing.py).
 
 Options:
   --skip-build   use the binaries already in the build directory
@@ -62,10 +70,10 @@ if ((skip_build == 0)); then
   # Only the demo's programs: tests and benchmarks are tests/run.sh's business.
   say "building the demo programs (a few minutes the first time)"
   cmake --build "$build_dir" --parallel "$((cores < 8 ? cores : 8))" \
-    --target rrh-broker rrh-tap rrh-agent
+    --target rrh-broker rrh-processor rrh-ctl rrh-tap rrh-agent
 fi
 
-for program in rrh-broker rrh-tap rrh-agent; do
+for program in rrh-broker rrh-processor rrh-ctl rrh-tap rrh-agent; do
   [[ -x "$bin_dir/$program" ]] ||
     fail "$bin_dir/$program is missing; build it first (cmake --build $build_dir) or run without --skip-build"
 done
@@ -167,30 +175,75 @@ fi
 endpoint() { sed -n "s/.* $1=\([^ ]*\).*/\1/p" <<<"$ready_line"; }
 events_in="$(endpoint events-in)"
 events_out="$(endpoint events-out)"
+commands_in="$(endpoint commands-in)"
 commands_out="$(endpoint commands-out)"
 say "bus ready: agents publish to $events_in, watchers read $events_out"
+
+# ---------------------------------------------------------------------- processor
+state_file="$log_dir/state.db"
+rm -f "$state_file" "$state_file-wal" "$state_file-shm"
+processor_out="$log_dir/processor.out"
+: >"$processor_out"
+say "starting rrh-processor (test-speed settings: deploy/quickstart.yaml)"
+start processor "$bin_dir/rrh-processor" --config deploy/quickstart.yaml \
+  --events "$events_out" --publish "$events_in" --commands "$commands_in" \
+  --control "tcp://127.0.0.1:*" --state "$state_file" >"$processor_out"
+processor_pid=$started_pid
+control=""
+for ((waited_ms = 0; waited_ms < ready_timeout_s * 1000; waited_ms += 100)); do
+  control="$(sed -n 's/^rrh-processor ready control=\([^ ]*\).*/\1/p' "$processor_out")"
+  [[ -n "$control" ]] && break
+  kill -0 "$processor_pid" 2>/dev/null || break
+  sleep 0.1
+done
+if [[ -z "$control" ]]; then
+  cat "$log_dir/processor.log" >&2 || true
+  fail "rrh-processor did not become ready (log: $log_dir/processor.log)"
+fi
 
 # ---------------------------------------------------------------------------- tap
 tap_format=(--json)
 [[ -t 1 ]] && tap_format=(--pretty)
 say "starting rrh-tap (events follow)"
 start tap "$bin_dir/rrh-tap" "${tap_format[@]}" --connect "$events_out"
+# A second tap keeps JSON lines for the retry timing check at the end.
+tap_record="$log_dir/tap.jsonl"
+start tap-record "$bin_dir/rrh-tap" --json --connect "$events_out" >"$tap_record"
 # A subscription reaches the broker asynchronously; give it a moment so the tap sees the
 # agent's first events (the shim would resend them anyway, unacknowledged).
 sleep 0.5
 
 # -------------------------------------------------------------------------- agent
-say "starting rrh-agent: node demo-1, 2 agents, 6 s"
+say "starting rrh-agent: node demo-1 (2 agents, 30% failures, 12 s)"
 start agent "$bin_dir/rrh-agent" --node demo-1 --agents 2 --episode demo --task-ms 200 \
-  --fail-rate 0.3 --heartbeat-ms 500 --events "$events_in" --commands "$commands_out" \
-  --duration-s 6 >"$log_dir/agent.out"
+  --fail-rate 0.3 --non-retryable-rate 0.2 --heartbeat-ms 200 --watchdog-ms 1000 \
+  --events "$events_in" --commands "$commands_out" --duration-s 12 >"$log_dir/agent.out"
 agent_pid=$started_pid
+say "starting rrh-agent: node demo-2 (crashes after 2 s)"
+start crasher "$bin_dir/rrh-agent" --node demo-2 --agents 1 --episode demo --task-ms 200 \
+  --heartbeat-ms 200 --crash-after 2 --events "$events_in" --commands "$commands_out" \
+  >"$log_dir/crasher.out"
+crasher_pid=$started_pid
 
 agent_status=0
 wait "$agent_pid" || agent_status=$?
 forget "$agent_pid"
-# Let the last events cross the bus to the tap before it stops.
-sleep 0.5
+{ wait "$crasher_pid"; } 2>/dev/null || true   # killed by its own --crash-after
+forget "$crasher_pid"
+# Let the last events (the episode summary) cross the bus before the taps stop.
+sleep 1
+
+# ------------------------------------------------------------------------ summary
+echo
+say "episode summary (rrh-ctl episode demo --pretty):"
+"$bin_dir/rrh-ctl" --control "$control" --pretty episode demo || true
+echo
+say "agents (rrh-ctl agents --pretty):"
+"$bin_dir/rrh-ctl" --control "$control" --pretty agents || true
+echo
+timing_status=0
+/usr/bin/python3 deploy/check_retry_timing.py "$tap_record" --base-ms 500 --cap-ms 2000 ||
+  timing_status=$?
 
 # ----------------------------------------------------------------------- shutdown
 stop_all
@@ -198,5 +251,9 @@ trap - INT TERM EXIT
 if ((agent_status != 0)); then
   say "rrh-agent exited with status $agent_status (log: $log_dir/agent.log)"
   exit "$agent_status"
+fi
+if ((timing_status != 0)); then
+  say "some retries came later than their delay + 50 ms (see above)"
+  exit "$timing_status"
 fi
 say "demo finished; logs are in $log_dir/"

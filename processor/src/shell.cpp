@@ -191,9 +191,11 @@ class processor_shell {
           static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(clock_.now() - started).count());
       ++counters_.batches_committed;
     }
+    // Acks first (they release the senders' outboxes), then what was decided, then the
+    // commands that act on it, so a tap usually shows "agent.dead" before "agent.recover".
     for (const auto& message : effects_.acks) send_command(message);
-    for (const auto& message : effects_.commands) send_command(message);
     for (auto& derived : effects_.events) publish(derived);
+    for (const auto& message : effects_.commands) send_command(message);
     effects_.clear();
     return ok();
   }

@@ -3,6 +3,7 @@
 /// the processor's integration tests.
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <memory>
 #include <string>
 
@@ -11,24 +12,24 @@
 namespace rrh::test {
 
 /// Resilience settings at test speed: 100 ms heartbeats are judged within a second, a
-/// retry waits 200 ms, a recovery is tried every 300 ms.
-inline const char* const test_speed_resilience = R"(resilience:
-  task_retry_delay: 0.2
-  task_retry_delay_max: 1
-  retry_backoff: exponential_full_jitter
-  max_task_retries: 2
-  acceptable_pause: 0.3
-  min_std_deviation: 0.05
-  stale_grace: 0.5
-  recovery_cooldown: 0.3
-  recovery_timeout: 2
-  agent_health_check_interval: 1
-  probe_timeout: 1
-  probe_slow: 0.5
-  shutdown_grace: 2
-  command_retransmit_initial: 0.2
-  command_retransmit_max: 1
-)";
+/// retry waits up to 200 ms (doubling), a recovery is tried every 300 ms.
+inline std::map<std::string, std::string> test_speed_resilience() {
+  return {{"task_retry_delay", "0.2"},         {"task_retry_delay_max", "1"},
+          {"retry_backoff", "exponential_full_jitter"}, {"max_task_retries", "2"},
+          {"acceptable_pause", "0.3"},         {"min_std_deviation", "0.05"},
+          {"stale_grace", "0.5"},              {"recovery_cooldown", "0.3"},
+          {"recovery_timeout", "2"},           {"agent_health_check_interval", "1"},
+          {"probe_timeout", "1"},              {"probe_slow", "0.5"},
+          {"shutdown_grace", "2"},             {"command_retransmit_initial", "0.2"},
+          {"command_retransmit_max", "1"}};
+}
+
+/// The processor's YAML for `resilience` settings.
+inline std::string resilience_yaml(const std::map<std::string, std::string>& resilience) {
+  std::string text = "resilience:\n";
+  for (const auto& [key, value] : resilience) text += "  " + key + ": " + value + "\n";
+  return text;
+}
 
 /// A scratch directory removed at the end of the test.
 class scratch_directory {

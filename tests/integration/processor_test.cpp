@@ -18,11 +18,13 @@ using rrh::test::wait_until;
 namespace {
 
 struct stack {
-  explicit stack(const std::string& name, const std::string& extra_yaml = {})
+  explicit stack(const std::string& name, const std::map<std::string, std::string>& overrides = {})
       : scratch(name),
         config_path(scratch.file("rrh.yaml")),
         state_path(scratch.file("state.db")) {
-    rrh::test::write_file(config_path, std::string(rrh::test::test_speed_resilience) + extra_yaml);
+    auto resilience = rrh::test::test_speed_resilience();
+    for (const auto& [key, value] : overrides) resilience[key] = value;
+    rrh::test::write_file(config_path, rrh::test::resilience_yaml(resilience));
     processor = std::make_unique<rrh::test::processor_process>(broker, config_path, state_path);
   }
 
@@ -116,9 +118,9 @@ TEST_CASE("a killed agent process is declared dead within the bound and recovere
           "[processor][integration]") {
   stack bus("rrh-kill");
   auto agent = bus.agent("doomed-node", {"--agents", "1", "--task-ms", "50"});
-  // Healthy first: the processor has seen several heartbeats (probe answered).
+  // Healthy first: heartbeats flow and the processor's active probe was answered.
   REQUIRE(bus.wait_for([&] { return bus.recorder.events_of<rrh::events::heartbeat>().size() >= 10; }));
-  REQUIRE(agent->wait_line("agent.probe", 10s));
+  REQUIRE(bus.wait_for([&] { return !bus.recorder.events_of<rrh::events::probe_reply>().empty(); }));
   const auto killed_at = std::chrono::steady_clock::now();
   agent->signal(SIGKILL);
   REQUIRE(agent->wait_exit(5s));
@@ -190,7 +192,7 @@ TEST_CASE("passing the error threshold shuts the episode down and ends it with a
 TEST_CASE("a processor SIGKILLed mid-stream resumes: each retry fires once, nothing lost",
           "[processor][integration][restart]") {
   // A fixed one-second retry delay keeps retries pending across the kill.
-  stack bus("rrh-restart", "  retry_backoff: fixed\n  task_retry_delay: 1\n  max_task_retries: 3\n");
+  stack bus("rrh-restart", {{"retry_backoff", "fixed"}, {"task_retry_delay", "1"}, {"max_task_retries", "3"}});
   const std::vector<std::string> nodes = {"restart-a", "restart-b"};
   std::vector<std::unique_ptr<rrh::test::child_process>> agents;
   for (std::size_t index = 0; index < nodes.size(); ++index) {
