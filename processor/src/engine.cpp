@@ -6,6 +6,7 @@
 #include "rrh/engine/engine.hpp"
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <queue>
 #include <random>
@@ -131,6 +132,7 @@ struct agent_slot {
   double rtt_average_ms = 0;
   double rtt_baseline_ms = 0;
   bool rtt_alerted = false;
+  bool slow_responder = false;  // suspect for its probe answers: only a fast answer clears it
   std::uint64_t tasks = 0;
   std::uint64_t generation = 0;
   bool live = false;
@@ -481,6 +483,8 @@ struct engine::impl {
     const auto previous = agent.record.state;
     if (previous == agent_state::healthy) return;
     if (previous == agent_state::quarantined || previous == agent_state::left) return;
+    // A heartbeat proves the process lives, not that it answers in time.
+    if (previous == agent_state::suspect && agent.slow_responder) return;
     ++agent.generation;  // cancels stale, recovery and recovery-timeout timers
     cancel_command(agent.recover_command);
     agent.recover_command = 0;
@@ -671,14 +675,18 @@ struct engine::impl {
     mark(agent);
     const auto slow_ms = static_cast<double>(config.probe_slow_ms);
     if (rtt_ms > slow_ms) {
+      agent.slow_responder = true;
       if (agent.record.state == agent_state::healthy) {
         set_state(agent, agent_state::suspect);
         publish(agent.record.episode,
                 events::agent_suspect{agent.record.agent, 0.0,
                                       "slow probe response: " + std::to_string(static_cast<std::uint64_t>(rtt_ms)) + " ms"});
       }
-    } else if (agent.record.state == agent_state::suspect && !agent.stale && !nodes[agent.node].suspect) {
-      set_state(agent, agent_state::healthy);
+    } else {
+      agent.slow_responder = false;
+      if (agent.record.state == agent_state::suspect && !agent.stale && !nodes[agent.node].suspect) {
+        set_state(agent, agent_state::healthy);
+      }
     }
     // Early warning: the recent average well above the long-run baseline.
     constexpr std::uint64_t trend_samples_min = 5;
@@ -842,7 +850,7 @@ struct engine::impl {
       if (episode.seen.insert(agent).second) episode.record.agents_seen.push_back(agent);
     }
     if (!data.resilience.empty()) {
-      auto applied = apply_overrides(*base, data.resilience);
+      auto applied = episode_overrides(data.resilience);
       if (applied) {
         episode.config = std::make_shared<const resilience_config>(std::move(applied.value()));
         episode.record.overrides = data.resilience;
@@ -854,6 +862,24 @@ struct engine::impl {
       }
     }
     mark(episode);
+  }
+
+  // An episode may tune how its own tasks and agents are treated, not what is shared by
+  // the whole fleet (failure detection runs per node, pacing and limits per processor).
+  expected<resilience_config> episode_overrides(const settings& overrides) const {
+    static constexpr std::array<std::string_view, 16> fleet_wide = {
+        "failure_detector",           "phi_suspect_threshold",  "phi_threshold",
+        "acceptable_pause",           "min_std_deviation",      "missed_heartbeats_suspect",
+        "missed_heartbeats_dead",     "recovery_rate_per_s",    "recovery_burst",
+        "command_retransmit_initial", "command_retransmit_max", "max_agents",
+        "max_nodes",                  "max_pending_commands",   "max_episodes",
+        "jitter_seed"};
+    for (const auto& [key, value] : overrides) {
+      if (std::find(fleet_wide.begin(), fleet_wide.end(), key) != fleet_wide.end()) {
+        return make_error(errc::config, key + ": applies to the whole fleet; set it in the processor's configuration");
+      }
+    }
+    return apply_overrides(*base, overrides);
   }
 
   void on_episode_error(const event& message) {
@@ -1392,8 +1418,11 @@ struct engine::impl {
     }
     for (const auto& record : stored.agents) {
       auto node_slot_index = nodes.find(record.node);
-      if (!node_slot_index) node_slot_index = ensure_node(record.node);
-      if (!node_slot_index) continue;
+      if (!node_slot_index) {
+        node_slot_index = ensure_node(record.node);
+        if (!node_slot_index) continue;
+        start_detection(*node_slot_index, nodes[*node_slot_index].record.heartbeat_interval_ms);
+      }
       const auto slot = agents.insert(record.agent);
       auto& agent = agents[slot];
       agent.record = record;
