@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <array>
 #include <cmath>
+#include <limits>
 #include <queue>
 #include <random>
 #include <unordered_map>
@@ -18,6 +19,9 @@
 
 namespace rrh::engine {
 namespace {
+
+/// A slot index that names no slot.
+constexpr std::uint32_t no_slot = std::numeric_limits<std::uint32_t>::max();
 
 /// Pool members looked at per retry target pick.
 constexpr std::size_t pool_scan_max = 64;
@@ -140,6 +144,7 @@ struct agent_slot {
 
 struct task_slot {
   task_record record;
+  std::uint32_t owner = no_slot;  // cached slot of record.agent; checked before use
   std::uint64_t retry_command = 0;
   bool no_target_alerted = false;
   std::uint64_t generation = 0;
@@ -964,11 +969,24 @@ struct engine::impl {
 
   // ---- tasks ----------------------------------------------------------------------------
 
+  // The slot of the task's agent: the cached one while it still holds that agent, which
+  // saves a hash lookup per task event (a cache miss or three in a large fleet).
+  std::optional<std::uint32_t> owner_of(task_slot& task) {
+    if (task.owner != no_slot) {
+      const auto& cached = agents[task.owner];
+      if (cached.live && cached.record.agent == task.record.agent) return task.owner;
+    }
+    const auto found = agents.find(task.record.agent);
+    task.owner = found ? *found : no_slot;
+    return found;
+  }
+
   std::optional<std::uint32_t> ensure_task(const std::string& task_id, const std::string& agent_id,
                                            const std::string& episode) {
     if (auto slot = tasks.find(task_id)) return slot;
-    if (const auto agent_slot_index = agents.find(agent_id)) {
-      auto& agent = agents[*agent_slot_index];
+    const auto owner = agents.find(agent_id);
+    if (owner) {
+      auto& agent = agents[*owner];
       if (agent.tasks >= config_of(agent).max_tasks_per_agent) {
         raise_limit_alert("limit.tasks_per_agent",
                           "agent '" + agent_id + "' has too many unfinished tasks; '" + task_id + "' not tracked");
@@ -981,14 +999,15 @@ struct engine::impl {
     task.record.task = task_id;
     task.record.agent = agent_id;
     task.record.episode = episode;
+    task.owner = owner ? *owner : no_slot;
     return slot;
   }
 
   void remove_task(std::uint32_t slot) {
     auto& task = tasks[slot];
     cancel_command(task.retry_command);
-    if (const auto agent_slot_index = agents.find(task.record.agent)) {
-      auto& agent = agents[*agent_slot_index];
+    if (const auto owner = owner_of(task)) {
+      auto& agent = agents[*owner];
       if (agent.tasks > 0) --agent.tasks;
     }
     out->tasks_removed.push_back(task.record.task);
@@ -1006,7 +1025,7 @@ struct engine::impl {
     task.record.state = task_state::running;
     task.record.agent = data.agent;
     task.record.attempt = std::max(task.record.attempt, data.attempt);
-    if (const auto agent_slot_index = agents.find(data.agent)) task.record.pool = agents[*agent_slot_index].record.pool;
+    if (const auto owner = owner_of(task)) task.record.pool = agents[*owner].record.pool;
     mark(task);
   }
 
@@ -1021,7 +1040,7 @@ struct engine::impl {
     task.record.attempt = std::max(task.record.attempt, data.attempt);
     if (!data.pool.empty()) {
       task.record.pool = data.pool;
-    } else if (const auto owner = agents.find(data.agent); owner && task.record.pool.empty()) {
+    } else if (const auto owner = owner_of(task); owner && task.record.pool.empty()) {
       task.record.pool = agents[*owner].record.pool;  // no task.started seen: the owner's pool
     }
     task.record.checkpoint = data.checkpoint;
@@ -1072,7 +1091,7 @@ struct engine::impl {
 
   // A forecast for task.retry_scheduled: it must not move the pool's round-robin cursor,
   // or the retry would then go to the next member instead of the one announced.
-  std::string planned_target(const task_slot& task) {
+  std::string planned_target(task_slot& task) {
     const auto cursor = pool_cursor.find(task.record.pool);
     const auto saved = cursor == pool_cursor.end() ? std::optional<std::size_t>() : cursor->second;
     const auto target = pick_target(task);
@@ -1085,8 +1104,8 @@ struct engine::impl {
   }
 
   // The owner while it lives, else a live agent of the same pool (round robin).
-  std::optional<std::uint32_t> pick_target(const task_slot& task) {
-    const auto owner = agents.find(task.record.agent);
+  std::optional<std::uint32_t> pick_target(task_slot& task) {
+    const auto owner = owner_of(task);
     if (owner && is_alive(agents[*owner].record.state) && !nodes[agents[*owner].node].dead) return owner;
     if (task.record.pool.empty()) return std::nullopt;
     const auto found = pools.find(task.record.pool);
