@@ -7,6 +7,7 @@
 #include <random>
 #include <zmq.hpp>
 
+#include "commit.hpp"
 #include "control.hpp"
 #include "rrh/codec.hpp"
 #include "rrh/engine/engine.hpp"
@@ -118,7 +119,7 @@ class processor_shell {
       answer_control_requests();
       if (stopping) {
         spdlog::info("processor {} stopping on signal {}: {} events, {} batches committed", settings_.node_id,
-                     rrh::stop_signal(), counters_.events_received, counters_.batches_committed);
+                     rrh::stop_signal(), counters_.events_received, store_->stats().commits);
         return 0;
       }
       std::int64_t wait_ms = idle_wait_max_ms;
@@ -183,23 +184,10 @@ class processor_shell {
   }
 
   // Commit first; then everything that depends on the committed state leaves.
-  status flush() {
-    if (!effects_.nothing_to_store()) {
-      const auto started = clock_.now();
-      if (auto committed = store_->commit(engine_, effects_); !committed) return committed;
-      counters_.store_commit_us_last =
-          static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(clock_.now() - started).count());
-      ++counters_.batches_committed;
-    }
-    // Acks first (they release the senders' outboxes), then what was decided, then the
-    // commands that act on it, so a tap usually shows "agent.dead" before "agent.recover".
-    for (const auto& message : effects_.acks) send_command(message);
-    for (auto& derived : effects_.events) publish(derived);
-    for (const auto& message : effects_.commands) send_command(message);
-    effects_.clear();
-    return ok();
-  }
+  status flush() { return commit_then_send(*store_, engine_, effects_, *this); }
 
+ public:
+  // The sink of commit_then_send.
   void send_command(const command& message) {
     const auto body = rrh::encode(message);
     const auto kind = rrh::kind_name(message.body);
@@ -234,6 +222,7 @@ class processor_shell {
     }
   }
 
+ private:
   void answer_control_requests() {
     for (std::size_t count = 0; count < control_batch_max; ++count) {
       std::vector<zmq::message_t> frames;
@@ -273,8 +262,8 @@ class processor_shell {
     status.uptime_ms = static_cast<std::uint64_t>((clock_.now() - start_mono_).count());
     status.events_received = counters_.events_received;
     status.events_malformed = counters_.events_malformed;
-    status.batches_committed = counters_.batches_committed;
-    status.store_commit_us_last = counters_.store_commit_us_last;
+    status.batches_committed = store_->stats().commits;
+    status.store_commit_us_last = store_->stats().last_commit_duration_us;
     status.commands_sent = counters_.commands_sent;
     status.derived_events_published = counters_.derived_events_published;
     status.version = RRH_VERSION;
@@ -284,8 +273,6 @@ class processor_shell {
   struct shell_counters {
     std::uint64_t events_received = 0;
     std::uint64_t events_malformed = 0;
-    std::uint64_t batches_committed = 0;
-    std::uint64_t store_commit_us_last = 0;
     std::uint64_t commands_sent = 0;
     std::uint64_t commands_unsent = 0;
     std::uint64_t derived_events_published = 0;
