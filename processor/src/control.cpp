@@ -56,37 +56,6 @@ constexpr std::array task_states{task_state::running, task_state::retry_schedule
 constexpr std::array episode_states{episode_state::running, episode_state::shutting_down,
                                     episode_state::ended};
 
-/// JSON numbers from doubles: shortest text that reads back the same, always with a
-/// decimal point or exponent so that readers can tell 2.0 from 2; null when not finite.
-void append_double(std::string& out, double value) {
-  if (!std::isfinite(value)) {
-    out += "null";
-    return;
-  }
-  std::array<char, 64> buffer{};
-  const auto result = std::to_chars(buffer.data(), buffer.data() + buffer.size(), value);
-  const std::string_view text(buffer.data(), static_cast<std::size_t>(result.ptr - buffer.data()));
-  out += text;
-  if (text.find_first_of(".eE") == std::string_view::npos) out += ".0";
-}
-
-void append_setting(std::string& out, const setting_value& value) {
-  std::visit(
-      [&out](const auto& held) {
-        using held_t = std::decay_t<decltype(held)>;
-        if constexpr (std::is_same_v<held_t, std::string>) {
-          append_json_string(out, held);
-        } else if constexpr (std::is_same_v<held_t, bool>) {
-          out += held ? "true" : "false";
-        } else if constexpr (std::is_same_v<held_t, double>) {
-          append_double(out, held);
-        } else {
-          out += std::to_string(held);
-        }
-      },
-      value);
-}
-
 /// Writes one JSON object's members into `out`; the member functions are named by value
 /// type so that a string literal never silently becomes a bool.
 class object_writer {
@@ -106,7 +75,7 @@ class object_writer {
     return *this;
   }
   object_writer& setting(std::string_view key, const setting_value& value) {
-    append_setting(key_of(key), value);
+    append_json_setting(key_of(key), value);
     return *this;
   }
   /// Starts a member whose value the caller appends to the returned text.

@@ -2,6 +2,7 @@
 
 #include <msgpack.hpp>
 
+#include <charconv>
 #include <cmath>
 #include <cstdio>
 #include <span>
@@ -11,26 +12,6 @@
 namespace rrh {
 namespace {
 
-void append_double(std::string& out, double value) {
-  if (!std::isfinite(value)) {
-    out += "null";  // JSON has no NaN or infinity
-    return;
-  }
-  char buffer[32];
-  const int length = std::snprintf(buffer, sizeof buffer, "%.17g", value);
-  std::string text(buffer, static_cast<std::size_t>(length));
-  // Shortest form that still reads back as the same double.
-  for (int precision = 1; precision < 17; ++precision) {
-    std::snprintf(buffer, sizeof buffer, "%.*g", precision, value);
-    if (std::strtod(buffer, nullptr) == value) {
-      text = buffer;
-      break;
-    }
-  }
-  if (text.find_first_of(".eE") == std::string::npos) text += ".0";
-  out += text;
-}
-
 void append_value(std::string& out, const msgpack::object& value) {
   switch (value.type) {
     case msgpack::type::NIL: out += "null"; break;
@@ -38,7 +19,7 @@ void append_value(std::string& out, const msgpack::object& value) {
     case msgpack::type::POSITIVE_INTEGER: out += std::to_string(value.via.u64); break;
     case msgpack::type::NEGATIVE_INTEGER: out += std::to_string(value.via.i64); break;
     case msgpack::type::FLOAT32:
-    case msgpack::type::FLOAT64: append_double(out, value.via.f64); break;
+    case msgpack::type::FLOAT64: append_json_number(out, value.via.f64); break;
     case msgpack::type::STR:
       append_json_string(out, std::string_view(value.via.str.ptr, value.via.str.size));
       break;
@@ -129,6 +110,35 @@ void append_json_string(std::string& out, std::string_view text) {
     }
   }
   out += '"';
+}
+
+void append_json_number(std::string& out, double value) {
+  if (!std::isfinite(value)) {
+    out += "null";
+    return;
+  }
+  char buffer[64];
+  const auto result = std::to_chars(buffer, buffer + sizeof buffer, value);
+  const std::string_view text(buffer, static_cast<std::size_t>(result.ptr - buffer));
+  out += text;
+  if (text.find_first_of(".eE") == std::string_view::npos) out += ".0";
+}
+
+void append_json_setting(std::string& out, const setting_value& value) {
+  std::visit(
+      [&out](const auto& held) {
+        using held_type = std::decay_t<decltype(held)>;
+        if constexpr (std::is_same_v<held_type, std::string>) {
+          append_json_string(out, held);
+        } else if constexpr (std::is_same_v<held_type, bool>) {
+          out += held ? "true" : "false";
+        } else if constexpr (std::is_same_v<held_type, double>) {
+          append_json_number(out, held);
+        } else {
+          out += std::to_string(held);
+        }
+      },
+      value);
 }
 
 expected<std::string> msgpack_to_json(const void* data, std::size_t size) {

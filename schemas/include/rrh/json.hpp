@@ -5,6 +5,7 @@
 #include <string>
 
 #include "rrh/expected.hpp"
+#include "rrh/protocol.hpp"
 
 namespace rrh {
 
@@ -18,5 +19,12 @@ std::string base64_encode(const void* data, std::size_t size);
 
 /// Appends `text` to `out` as a JSON string literal, escaped.
 void append_json_string(std::string& out, std::string_view text);
+
+/// Appends a double as JSON: the shortest text that reads back the same, always with a
+/// decimal point or exponent (2.0, not 2); null when not finite (JSON has no NaN).
+void append_json_number(std::string& out, double value);
+
+/// Appends a setting (integer, double, boolean or string) as JSON.
+void append_json_setting(std::string& out, const setting_value& value);
 
 }  // namespace rrh
