@@ -437,6 +437,11 @@ const std::string& shim::node_id() const { return impl_->config.node_id; }
 
 std::uint64_t shim::incarnation() const { return impl_->incarnation; }
 
+std::string shim::episode() const {
+  const std::lock_guard lock(impl_->mutex);
+  return impl_->episode;
+}
+
 status shim::start_episode(const std::string& episode_id, const std::string& name,
                            const settings& resilience, const std::vector<std::string>& agents) {
   if (!is_valid_id(episode_id)) {

@@ -241,3 +241,55 @@ TEST_CASE("a processor SIGKILLed mid-stream resumes: each retry fires once, noth
   REQUIRE(status.wait_exit(10s));
   REQUIRE(status.wait_line("\"total\":0", 1s));
 }
+
+TEST_CASE("an episode file's resilience block applies to that episode; an invalid one is refused",
+          "[processor][integration][episode]") {
+  stack bus("rrh-episode-file");
+  rrh::shim_config config;
+  config.node_id = "file-node";
+  config.events_endpoint = bus.broker.events_in;
+  config.commands_endpoint = bus.broker.commands_out;
+  config.heartbeat_interval_ms = 100;
+  config.retransmit_initial_ms = 100;
+  rrh::shim node(config);
+
+  SECTION("a valid block: the processor holds the overrides for this episode") {
+    const auto path = bus.scratch.file("episode.yaml");
+    rrh::test::write_file(path, "id: ep-file\nname: from a file\nagents: [file-agent]\n"
+                                "resilience:\n  error_threshold: 2\n  task_retry_delay: 0.5\n"
+                                "  non_retryable_errors: [ValueError]\n");
+    REQUIRE(node.start_episode_from_file(path));
+    REQUIRE(node.episode() == "ep-file");
+    REQUIRE(node.register_agent("file-agent"));
+    REQUIRE(node.record_episode_error("RuntimeError", "one"));
+    REQUIRE(node.record_episode_error("RuntimeError", "two"));
+    // error_threshold 2 from the file, not the processor's 5.
+    REQUIRE(bus.wait_for([&] { return bus.recorder.events_of<rrh::events::episode_shutdown>().size() == 1; }));
+    rrh::test::child_process answer(rrh::test::binary_path("rrh-ctl"),
+                                    {"--control", bus.processor->control, "episode", "ep-file"});
+    REQUIRE(answer.wait_exit(10s));
+    REQUIRE(answer.wait_line("\"error_threshold\":2", 1s));
+  }
+  SECTION("an invalid block: refused with an alert naming the key") {
+    const auto path = bus.scratch.file("bad-episode.yaml");
+    rrh::test::write_file(path, "id: ep-bad\nresilience:\n  recovery_cooldwn: 5\n");
+    REQUIRE(node.start_episode_from_file(path));
+    REQUIRE(bus.wait_for([&] {
+      for (const auto& [entry, alert] : bus.recorder.events_of<rrh::events::alert>()) {
+        if (alert->code == "episode.config_rejected" && alert->message.find("recovery_cooldwn") != std::string::npos) {
+          return true;
+        }
+      }
+      return false;
+    }));
+  }
+  SECTION("a file without an id is refused before anything is sent") {
+    const auto path = bus.scratch.file("no-id.yaml");
+    rrh::test::write_file(path, "name: nameless\n");
+    const auto refused = node.start_episode_from_file(path);
+    REQUIRE_FALSE(refused);
+    REQUIRE(refused.error().code == rrh::errc::config);
+    REQUIRE(refused.error().detail.find("'id' is missing") != std::string::npos);
+    REQUIRE(node.episode().empty());
+  }
+}

@@ -113,6 +113,8 @@ class shim {
   shim(const shim&) = delete;
   shim& operator=(const shim&) = delete;
 
+  /// The running episode's id; empty outside an episode.
+  std::string episode() const;
   /// This node's id and incarnation.
   const std::string& node_id() const;
   std::uint64_t incarnation() const;
@@ -123,6 +125,13 @@ class shim {
   /// Starts an episode; following events carry its id until `end_episode`.
   status start_episode(const std::string& episode_id, const std::string& name = {},
                        const settings& resilience = {}, const std::vector<std::string>& agents = {});
+  /// Starts the episode an episode file describes (the seed's on_episode_start(path)):
+  /// YAML with `id` (required), `name`, `agents` (list of ids) and a `resilience:` map of
+  /// configuration keys (the seed's: max_recovery_attempts, recovery_cooldown,
+  /// error_threshold, agent_health_check_interval, task_retry_delay, and rrh's own),
+  /// sent in episode.started for the processor to apply to this episode only. A file
+  /// that cannot be read or parsed is errc::config naming the file and key.
+  status start_episode_from_file(const std::string& path);
   /// Ends the current episode with `outcome` ("completed" or "aborted").
   status end_episode(const std::string& outcome = "completed");
   /// Reports an episode-level error (the seed's on_episode_error).
