@@ -21,7 +21,8 @@ packages=(
   build-essential cmake pkg-config
   libzmq3-dev cppzmq-dev libmsgpack-cxx-dev libspdlog-dev libfmt-dev
   catch2 libyaml-cpp-dev libcli11-dev libsqlite3-dev sqlite3
-  python3 python3-zmq python3-msgpack python3-pytest python3-pybind11 pybind11-dev
+  python3 python3-zmq python3-msgpack python3-pytest python3-dev python3-pybind11 pybind11-dev
+  clang-14 libclang-rt-14-dev
 )
 
 case "${1:-}" in

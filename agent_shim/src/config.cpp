@@ -102,6 +102,10 @@ expected<shim_config> shim_config::from_yaml_file(const std::string& path) {
   if (root.IsNull()) return config;
   if (!root.IsMap()) return make_error(errc::config, "'" + path + "' must hold a map of keys");
   for (const auto& pair : root) {
+    // A key may be a map, a list or null in YAML; as<std::string>() would throw on those.
+    if (!pair.first.IsScalar()) {
+      return make_error(errc::config, "'" + path + "': a key is not a name");
+    }
     const auto key = pair.first.as<std::string>();
     const config_key* match = nullptr;
     for (const auto& candidate : config_keys()) {

@@ -414,6 +414,23 @@ struct engine::impl {
     }
   }
 
+  // A supervisor saw its child exit: the child's agents are dead now, not when their
+  // heartbeats lapse. Its next incarnation's heartbeats and registrations revive them.
+  void on_node_exited(const events::node_exited& exited) {
+    const auto slot = nodes.find(exited.child);
+    if (!slot) return;
+    auto& node = nodes[*slot];
+    node.dead = true;
+    node.suspect = true;
+    ++node.generation;  // no silence timer for a node known to be gone
+    const auto hosted = node.agents;
+    for (const auto agent_slot_index : hosted) {
+      if (is_alive(agents[agent_slot_index].record.state)) {
+        agent_dead(agent_slot_index, 0, "process of node '" + exited.child + "' " + exited.reason);
+      }
+    }
+  }
+
   void on_heartbeat(std::uint32_t node_slot_index, const event& message) {
     const auto& beat = std::get<events::heartbeat>(message.body);
     ++counters.heartbeats;
@@ -1326,7 +1343,8 @@ struct engine::impl {
            std::holds_alternative<events::task_started>(body) ||
            std::holds_alternative<events::task_failed>(body) ||
            std::holds_alternative<events::task_succeeded>(body) ||
-           std::holds_alternative<events::command_ack>(body);
+           std::holds_alternative<events::command_ack>(body) ||
+           std::holds_alternative<events::node_exited>(body);
   }
 
   void apply(std::uint32_t node_slot_index, const event& message) {
@@ -1351,6 +1369,8 @@ struct engine::impl {
             on_task_succeeded(message);
           } else if constexpr (std::is_same_v<kind, events::command_ack>) {
             on_command_ack(body);
+          } else if constexpr (std::is_same_v<kind, events::node_exited>) {
+            on_node_exited(body);
           }
         },
         message.body);

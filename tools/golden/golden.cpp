@@ -59,9 +59,12 @@ std::vector<rrh::event> sample_events() {
                                std::string_view episode = episode_id) {
     out.push_back(make_event(agent_node, agent_incarnation, seq, episode, std::move(body)));
   };
-  const auto processor_event = [&](std::uint64_t seq, rrh::event_body body) {
-    out.push_back(
-        make_event(processor_node, processor_incarnation, seq, episode_id, std::move(body)));
+  // The processor publishes derived events once, best-effort: seq 0. `order` only spaces
+  // their timestamps.
+  const auto processor_event = [&](std::uint64_t order, rrh::event_body body) {
+    auto message = make_event(processor_node, processor_incarnation, 0, episode_id, std::move(body));
+    message.header.ts_ms = base_ts_ms + order;
+    out.push_back(std::move(message));
   };
 
   // Best-effort events: seq 0; the heartbeat is sent outside any episode here.
@@ -156,6 +159,14 @@ std::vector<rrh::event> sample_events() {
                                                      .target = "launcher.rack-b",
                                                      .command_kind = "agent.recover",
                                                      .reason = "target node not connected"}));
+  // A supervisor's report that its child process died (critical, from the launcher).
+  out.push_back(make_event("launcher.rack-b", 900'001, 1, episode_id,
+                           ev::node_exited{.child = std::string(agent_node),
+                                           .pid = 4312,
+                                           .exit_code = 0,
+                                           .signal = 9,
+                                           .reason = "killed by SIGKILL",
+                                           .agents = {"coder-2", "reviewer-3"}}));
   return out;
 }
 

@@ -372,6 +372,27 @@ struct command_undeliverable {
   }
 };
 
+/// Published by a supervisor (rrh-launch) the moment its child process exits, so the
+/// processor knows the child's agents are gone before their heartbeats lapse.
+struct node_exited {
+  static constexpr std::string_view kind_name = "node.exited";
+  std::string child;          ///< node id of the process that exited
+  std::uint64_t pid = 0;
+  std::uint64_t exit_code = 0;  ///< when it exited normally
+  std::uint64_t signal = 0;     ///< when a signal killed it (0: none)
+  std::string reason;           ///< readable: "exited with code 3", "killed by SIGKILL"
+  std::vector<std::string> agents;  ///< the agents it hosted
+  template <class Self, class V>
+  static void fields(Self& self, V& visit) {
+    visit("child", self.child, field_rule::id);
+    visit("pid", self.pid);
+    visit("exit_code", self.exit_code);
+    visit("signal", self.signal);
+    visit("reason", self.reason);
+    visit("agents", self.agents, field_rule::id);
+  }
+};
+
 }  // namespace events
 
 namespace commands {
@@ -462,7 +483,8 @@ using event_body =
                  events::command_ack, events::probe_reply, events::agent_suspect,
                  events::agent_dead, events::agent_recovered, events::agent_quarantined,
                  events::task_retry_scheduled, events::task_abandoned, events::episode_shutdown,
-                 events::episode_summary, events::alert, events::command_undeliverable>;
+                 events::episode_summary, events::alert, events::command_undeliverable,
+                 events::node_exited>;
 
 /// Any command's body.
 using command_body = std::variant<commands::task_retry, commands::agent_recover,
