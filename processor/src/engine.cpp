@@ -748,14 +748,15 @@ struct engine::impl {
     agent.record.node = nodes[node_slot_index].record.node;
     agent.record.supervisor = data.supervisor;
     agent.record.watchdog_timeout_ms = data.watchdog_timeout_ms;
-    if (!message.header.episode.empty()) join_episode(*slot, message.header.episode);
     set_stale(agent, false);
     if (agent.record.state == agent_state::quarantined) {
       // Re-registered after quarantine: someone fixed it; a fresh budget.
       agent.record.recovery_attempts = 0;
       set_state(agent, agent_state::dead);
     }
+    // A recovery ends in the episode that attempted it, before the agent joins a new one.
     agent_alive(*slot);
+    if (!message.header.episode.empty()) join_episode(*slot, message.header.episode);
     mark(agent);
   }
 
