@@ -527,6 +527,8 @@ status shim::record_task_succeeded(const std::string& agent_id, const std::strin
   return sent;
 }
 
+status shim::report_node_exited(const events::node_exited& exited) { return impl_->emit(exited); }
+
 void shim::beat(const std::string& agent_id) {
   const std::lock_guard lock(impl_->mutex);
   if (const auto found = impl_->agents.find(agent_id); found != impl_->agents.end()) {

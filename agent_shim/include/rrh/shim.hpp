@@ -154,6 +154,9 @@ class shim {
   /// A task finished well.
   status record_task_succeeded(const std::string& agent_id, const std::string& task_id,
                                std::uint64_t attempt = 1);
+  /// A supervisor's report that its child process `exited.child` is gone (critical): the
+  /// processor declares the child's agents dead at once instead of waiting for silence.
+  status report_node_exited(const events::node_exited& exited);
   /// The agent's own watchdog: call it from the agent's work loop. An agent with a
   /// watchdog timeout whose beats lapse is reported stale while the process lives.
   void beat(const std::string& agent_id);
