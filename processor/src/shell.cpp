@@ -26,6 +26,9 @@ constexpr std::array subscribed_kinds = {
     "episode.ended ",   "episode.error ",    "task.started ",       "task.failed ",
     "task.succeeded ",  "command.ack ",      "probe.reply ",        "command.undeliverable "};
 
+/// Largest control frame accepted; requests are a few words.
+constexpr std::int64_t control_frame_bytes_max = 64 * 1024;
+
 /// Send high-water marks: bursts of commands and derived events queue rather than drop.
 constexpr int send_hwm = 1'000'000;
 
@@ -91,6 +94,9 @@ class processor_shell {
     };
     subscriber_ = make(zmq::socket_type::sub);
     subscriber_.set(zmq::sockopt::rcvhwm, send_hwm);
+    // No maxmsgsize here: ZeroMQ would drop the whole broker connection on one oversized
+    // frame, losing good events with it. The broker caps its inputs (4 MiB a frame) and
+    // the decoder rejects anything over message_bytes_max.
     for (const auto* prefix : subscribed_kinds) subscriber_.set(zmq::sockopt::subscribe, prefix);
     subscriber_.connect(settings_.events_endpoint);
     publisher_ = make(zmq::socket_type::pub);
@@ -100,6 +106,8 @@ class processor_shell {
     pusher_.set(zmq::sockopt::sndhwm, send_hwm);
     pusher_.connect(settings_.commands_endpoint);
     control_ = make(zmq::socket_type::router);
+    // A client sending more than a request can be is disconnected before it is buffered.
+    control_.set(zmq::sockopt::maxmsgsize, control_frame_bytes_max);
     rrh::bind_or_throw(control_, settings_.control_endpoint, "control");
     if (!rrh::is_local_endpoint(settings_.control_endpoint)) {
       spdlog::warn("control endpoint {} is not on loopback: anyone who reaches it can query state",

@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <string>
 #include <system_error>
+#include <vector>
 #include <unistd.h>
 
 #include "world.hpp"
@@ -24,12 +25,14 @@ int main(int argc, char** argv) {
   std::uint64_t seeds = 1;
   std::uint64_t steps = 2000;
   bool verbose = false;
+  bool keep_going = false;
   std::string state_dir;
   CLI::App app{"rrh-sim: the engine, store and shim reliability core under seeded faults"};
   app.add_option("--seed", seed, "first seed (every fault is drawn from it)");
   app.add_option("--seeds", seeds, "number of consecutive seeds to run")->check(CLI::Range(std::uint64_t{1}, seeds_max));
   app.add_option("--steps", steps, "steps of the fault phase per seed")->check(CLI::Range(std::uint64_t{1}, steps_max));
   app.add_flag("--verbose", verbose, "trace every message and decision");
+  app.add_flag("--keep-going", keep_going, "after a failing seed, run the remaining seeds (long runs)");
   app.add_option("--state-dir", state_dir, "directory of the processor's SQLite file (default: a new one under /dev/shm, else the temporary directory)");
   CLI11_PARSE(app, argc, argv);
 
@@ -58,6 +61,7 @@ int main(int argc, char** argv) {
   }
 
   rrh::sim::totals sums;
+  std::vector<std::uint64_t> failed_seeds;
   for (std::uint64_t index = 0; index < seeds; ++index) {
     rrh::sim::run_options options;
     options.seed = seed + index;
@@ -65,12 +69,18 @@ int main(int argc, char** argv) {
     options.verbose = verbose;
     options.state_dir = directory;
     if (seeds > 1 && verbose) std::printf("seed=%" PRIu64 "\n", options.seed);
-    rrh::sim::world simulated(options, sums);
-    simulated.run();
+    try {
+      rrh::sim::world simulated(options, sums);
+      simulated.run();
+    } catch (const rrh::sim::violation&) {
+      failed_seeds.push_back(options.seed);  // already printed, with the replay command
+      if (!keep_going) break;
+    }
   }
   if (owned_directory) std::filesystem::remove_all(directory, error);
 
-  std::printf("ok seeds=%" PRIu64 " first=%" PRIu64 " steps=%" PRIu64 " faults:", sums.seeds, seed, sums.steps);
+  std::printf("%s seeds=%" PRIu64 " first=%" PRIu64 " steps=%" PRIu64 " faults:", failed_seeds.empty() ? "ok" : "FAILED",
+              sums.seeds, seed, sums.steps);
   std::uint64_t faults_total = 0;
   for (std::size_t kind = 0; kind < rrh::sim::fault_kinds; ++kind) {
     std::printf(" %s=%" PRIu64, rrh::sim::to_string(static_cast<rrh::sim::fault>(kind)), sums.faults[kind]);
@@ -82,5 +92,9 @@ int main(int argc, char** argv) {
               faults_total, sums.events_applied, sums.commands_issued, sums.handler_calls, sums.tasks_started,
               sums.retries_applied, sums.recoveries_issued, sums.abandoned, sums.quarantined,
               sums.episodes_shut_down, sums.outbox_full);
-  return 0;
+  if (failed_seeds.empty()) return 0;
+  std::printf("failed seeds (%zu):", failed_seeds.size());
+  for (const auto failed : failed_seeds) std::printf(" %" PRIu64, failed);
+  std::printf("\n");
+  return 1;
 }

@@ -67,6 +67,19 @@ constexpr double late_packets_chance = 0.3;
 
 const std::string non_retryable_type = "FatalError";
 
+// What a traced message is about: its agent and, for task messages, its task.
+template <class Body>
+std::string about(const Body& body) {
+  std::string text(subject_agent(body));
+  std::visit(
+      [&](const auto& alternative) {
+        if constexpr (requires { alternative.task; }) text += " " + alternative.task;
+        if constexpr (requires { alternative.attempt; }) text += " attempt " + std::to_string(alternative.attempt);
+      },
+      body);
+  return text;
+}
+
 mono_ms mono(time_ms now) { return mono_ms{static_cast<std::int64_t>(now - start_time_ms)}; }
 
 }  // namespace
@@ -372,7 +385,7 @@ void world::fail(const std::string& what) const {
   std::fprintf(stderr, "%s\n", line.c_str());
   std::fflush(stdout);
   std::fflush(stderr);
-  std::exit(1);
+  throw violation(line);
 }
 
 void world::trace(const std::string& what) const {
@@ -477,15 +490,16 @@ void world::crash_node(sim_node& node) {
   node.restart_ms = now_ms_ + uniform(node_down_ms_min, node_down_ms_max);
   node.box.reset();
   node.dedup.reset();
-  // What sat in the dead process's socket buffers usually dies with it; sometimes the
-  // broker already holds it, and it arrives after the node has restarted.
-  if (chance(late_packets_chance)) {
-    count(fault::late_packets);
-    return;
-  }
+  // Commands on the dead connection are lost. The events in the dead process's socket
+  // buffers usually die with it; sometimes the broker already holds them, and they
+  // arrive after the node has restarted.
+  const bool late_packets = chance(late_packets_chance);
+  if (late_packets) count(fault::late_packets);
   for (auto position = bus_.begin(); position != bus_.end();) {
-    if (position->second.to_processor && position->second.node == node.id &&
-        position->second.incarnation == node.incarnation) {
+    if (position->second.node == node.id && !position->second.to_processor) {
+      position = bus_.erase(position);
+    } else if (!late_packets && position->second.to_processor && position->second.node == node.id &&
+               position->second.incarnation == node.incarnation) {
       position = bus_.erase(position);
     } else {
       ++position;
@@ -510,7 +524,7 @@ bool world::emit(sim_node& node, event_body body) {
   }
   if (options_.verbose && !std::holds_alternative<events::heartbeat>(message.body)) {
     trace(node.id + " emits " + std::string(kind_name(message.body)) + " seq " +
-          std::to_string(message.header.seq) + " " + std::string(subject_agent(message.body)));
+          std::to_string(message.header.seq) + " " + about(message.body));
   }
   send(packet{true, node.id, node.incarnation, std::move(bytes)}, faults_on_);
   return true;
@@ -662,7 +676,7 @@ void world::node_receive(sim_node& node, const command& message) {
 
 command_result world::handle(sim_node& node, const command& message) {
   trace(node.id + " handles " + std::string(kind_name(message.body)) + " " + std::to_string(message.id) + " " +
-        std::string(subject_agent(message.body)));
+        about(message.body));
   if (const auto* retry = std::get_if<commands::task_retry>(&message.body)) {
     auto* agent = hosted(node, retry->agent);
     if (agent == nullptr) return command_result::refuse("agent not hosted here");
@@ -773,7 +787,7 @@ void world::processor_receive(const packet& message) {
   if (options_.verbose && incoming.header.seq != 0) {
     const auto* record = brain.node(incoming.header.node);
     trace("processor " + std::string(brain.stats().events_applied > applied_before ? "applies " : "skips ") +
-          std::string(kind_name(incoming.body)) + " from " + incoming.header.node + "/" +
+          std::string(kind_name(incoming.body)) + " " + about(incoming.body) + " from " + incoming.header.node + "/" +
           std::to_string(incoming.header.incarnation) + " seq " + std::to_string(incoming.header.seq) +
           (record ? " (holds " + std::to_string(record->incarnation) + "/" + std::to_string(record->applied_seq) + ")"
                   : std::string()));
@@ -901,7 +915,7 @@ void world::on_command_issued(const command& message) {
     }
   }
   trace("processor sends " + std::string(kind_name(message.body)) + " " + std::to_string(message.id) + " to " +
-        message.node + " " + std::string(subject_agent(message.body)));
+        message.node + " " + about(message.body));
 }
 
 void world::on_derived(const engine::derived_event& derived) {
@@ -909,8 +923,7 @@ void world::on_derived(const engine::derived_event& derived) {
   if (std::holds_alternative<events::agent_quarantined>(derived.body)) ++sums_.quarantined;
   if (std::holds_alternative<events::episode_shutdown>(derived.body)) ++sums_.episodes_shut_down;
   if (options_.verbose) {
-    trace("processor publishes " + std::string(kind_name(derived.body)) + " " +
-          std::string(subject_agent(derived.body)));
+    trace("processor publishes " + std::string(kind_name(derived.body)) + " " + about(derived.body));
   }
 }
 

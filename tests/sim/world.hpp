@@ -10,7 +10,7 @@
 #include <memory>
 #include <optional>
 #include <random>
-#include <set>
+#include <stdexcept>
 #include <string>
 #include <utility>
 #include <vector>
@@ -58,6 +58,11 @@ struct totals {
   std::uint64_t quarantined = 0;
   std::uint64_t episodes_shut_down = 0;
   std::uint64_t outbox_full = 0;
+};
+
+/// A broken invariant; its text names the seed, the step and the simulated time.
+struct violation : std::runtime_error {
+  using std::runtime_error::runtime_error;
 };
 
 /// What one simulated run does.
@@ -128,7 +133,7 @@ class world {
   world& operator=(const world&) = delete;
 
   /// Runs the fault phase and the liveness phase. Returns normally only when every
-  /// invariant held; a violation prints the seed and exits the process.
+  /// invariant held; a violation is printed with its seed and thrown as `violation`.
   void run();
 
  private:

@@ -7,6 +7,7 @@
 #include <atomic>
 #include <condition_variable>
 #include <csignal>
+#include <cstdio>
 #include <deque>
 #include <mutex>
 #include <random>
@@ -40,6 +41,68 @@ struct options {
   std::string config_path;
   std::uint64_t seed = 0;
   std::string log_level = "info";
+  std::string journal_path;
+};
+
+/// --journal: one line per critical event the node emitted successfully
+/// ("event <kind> <agent> <task> <attempt>"), per command a handler executed
+/// ("command <id> <kind> <agent> <task> <attempt>"), and "acked <k>" once the first k
+/// event lines are known acked (the outbox was empty after they were emitted). Each line
+/// is flushed at once, so the journal of a killed process is complete up to its death.
+class journal {
+ public:
+  explicit journal(const std::string& path) {
+    if (!path.empty()) file_ = std::fopen(path.c_str(), "a");
+  }
+  ~journal() {
+    if (file_ != nullptr) std::fclose(file_);
+  }
+  journal(const journal&) = delete;
+  journal& operator=(const journal&) = delete;
+  bool failed(const std::string& path) const { return !path.empty() && file_ == nullptr; }
+
+  /// Runs `emit` (a shim call) and journals the event when the shim accepted it. The lock
+  /// spans both, so an "acked" line never overtakes an event emitted before it.
+  template <class Emit>
+  rrh::status event(std::string_view kind, const std::string& agent, const std::string& task,
+                    std::uint64_t attempt, Emit&& emit) {
+    const std::lock_guard lock(mutex_);
+    auto sent = emit();
+    if (sent && file_ != nullptr) {
+      write("event %s %s %s %llu\n", std::string(kind).c_str(), agent.c_str(),
+            task.empty() ? "-" : task.c_str(), static_cast<unsigned long long>(attempt));
+      ++events_;
+    }
+    return sent;
+  }
+
+  void command(std::uint64_t id, std::string_view kind, const std::string& agent,
+               const std::string& task, std::uint64_t attempt) {
+    const std::lock_guard lock(mutex_);
+    if (file_ == nullptr) return;
+    write("command %llu %s %s %s %llu\n", static_cast<unsigned long long>(id), std::string(kind).c_str(),
+          agent.c_str(), task.empty() ? "-" : task.c_str(), static_cast<unsigned long long>(attempt));
+  }
+
+  /// Journals "acked <k>" when every event emitted so far is acked.
+  void mark_acked(rrh::shim& node) {
+    const std::lock_guard lock(mutex_);
+    if (file_ == nullptr || events_ == acked_ || !node.flush(std::chrono::milliseconds(0))) return;
+    acked_ = events_;
+    write("acked %llu\n", static_cast<unsigned long long>(acked_));
+  }
+
+ private:
+  template <class... Args>
+  void write(const char* format, Args... arguments) {
+    std::fprintf(file_, format, arguments...);
+    std::fflush(file_);
+  }
+
+  std::mutex mutex_;
+  std::FILE* file_ = nullptr;
+  std::uint64_t events_ = 0;
+  std::uint64_t acked_ = 0;
 };
 
 /// A unit of work for one agent: a new task, or a retry handed over by the processor.
@@ -52,8 +115,8 @@ struct work_item {
 /// One hosted agent: a worker thread with a queue of retries.
 class demo_agent {
  public:
-  demo_agent(rrh::shim& node, std::string id, const options& settings, std::uint64_t seed)
-      : node_(node), id_(std::move(id)), settings_(settings), random_(seed) {}
+  demo_agent(rrh::shim& node, journal& log, std::string id, const options& settings, std::uint64_t seed)
+      : node_(node), journal_(log), id_(std::move(id)), settings_(settings), random_(seed) {}
 
   const std::string& id() const { return id_; }
 
@@ -112,7 +175,8 @@ class demo_agent {
   }
 
   void perform(const work_item& item) {
-    (void)node_.record_task_started(id_, item.task, item.attempt);
+    (void)journal_.event("task.started", id_, item.task, item.attempt,
+                         [&] { return node_.record_task_started(id_, item.task, item.attempt); });
     if (!item.checkpoint.empty()) {
       spdlog::info("{}: resuming {} attempt {} from a {}-byte checkpoint", id_, item.task,
                    item.attempt, item.checkpoint.size());
@@ -120,7 +184,8 @@ class demo_agent {
     std::uniform_real_distribution<double> roll(0.0, 1.0);
     const bool fails = roll(random_) < settings_.fail_rate;
     if (!fails) {
-      (void)node_.record_task_succeeded(id_, item.task, item.attempt);
+      (void)journal_.event("task.succeeded", id_, item.task, item.attempt,
+                           [&] { return node_.record_task_succeeded(id_, item.task, item.attempt); });
       ++completed_;
       return;
     }
@@ -132,12 +197,15 @@ class demo_agent {
     failure.retryable = retryable;
     failure.attempt = item.attempt;
     failure.checkpoint.assign(progress.begin(), progress.end());
-    if (auto sent = node_.record_failed_task(id_, item.task, failure); !sent) {
+    if (auto sent = journal_.event("task.failed", id_, item.task, item.attempt,
+                                   [&] { return node_.record_failed_task(id_, item.task, failure); });
+        !sent) {
       spdlog::warn("{}: could not report failure of {}: {}", id_, item.task, sent.error().detail);
     }
   }
 
   rrh::shim& node_;
+  journal& journal_;
   const std::string id_;
   const options& settings_;
   std::mt19937_64 random_;
@@ -158,35 +226,40 @@ demo_agent* find_agent(std::vector<std::unique_ptr<demo_agent>>& agents, std::st
 }
 
 void install_handlers(rrh::shim& node, std::vector<std::unique_ptr<demo_agent>>& agents,
-                      std::atomic<bool>& shutdown_requested) {
-  node.set_handler("task.retry", [&agents](const rrh::command& message) {
+                      std::atomic<bool>& shutdown_requested, journal& log) {
+  node.set_handler("task.retry", [&agents, &log](const rrh::command& message) {
     const auto& retry = std::get<rrh::commands::task_retry>(message.body);
+    log.command(message.id, "task.retry", retry.agent, retry.task, retry.attempt);
     spdlog::info("command {} task.retry {} attempt {} for {} ({}-byte checkpoint)", message.id,
                  retry.task, retry.attempt, retry.agent, retry.checkpoint.size());
     auto* agent = find_agent(agents, retry.agent);
     if (agent == nullptr) return rrh::command_result::refuse("unknown agent");
     return agent->enqueue_retry(retry);
   });
-  node.set_handler("task.rollback", [](const rrh::command& message) {
+  node.set_handler("task.rollback", [&log](const rrh::command& message) {
     const auto& rollback = std::get<rrh::commands::task_rollback>(message.body);
+    log.command(message.id, "task.rollback", rollback.agent, rollback.task, 0);
     spdlog::info("command {} task.rollback {} on {}: {}", message.id, rollback.task, rollback.agent,
                  rollback.reason);
     return rrh::command_result::accept();
   });
-  node.set_handler("agent.probe", [](const rrh::command& message) {
+  node.set_handler("agent.probe", [&log](const rrh::command& message) {
+    log.command(message.id, "agent.probe", std::get<rrh::commands::agent_probe>(message.body).agent, {}, 0);
     spdlog::debug("command {} agent.probe {}", message.id,
                   std::get<rrh::commands::agent_probe>(message.body).agent);
     return rrh::command_result::accept();
   });
-  node.set_handler("agent.recover", [&agents](const rrh::command& message) {
+  node.set_handler("agent.recover", [&agents, &log](const rrh::command& message) {
     const auto& recover = std::get<rrh::commands::agent_recover>(message.body);
+    log.command(message.id, "agent.recover", recover.agent, {}, recover.attempt);
     spdlog::info("command {} agent.recover {} attempt {}", message.id, recover.agent, recover.attempt);
     auto* agent = find_agent(agents, recover.agent);
     if (agent == nullptr) return rrh::command_result::refuse("unknown agent");
     agent->resume();  // in-process recovery: a hung worker starts again
     return rrh::command_result::accept();
   });
-  node.set_handler("episode.shutdown", [&shutdown_requested](const rrh::command& message) {
+  node.set_handler("episode.shutdown", [&shutdown_requested, &log](const rrh::command& message) {
+    log.command(message.id, "episode.shutdown", {}, {}, 0);
     spdlog::info("command {} episode.shutdown {}: {}", message.id, message.episode,
                  std::get<rrh::commands::episode_shutdown>(message.body).reason);
     shutdown_requested.store(true);
@@ -219,15 +292,20 @@ int run(const options& settings) {
   spdlog::info("node {} incarnation {} up: events -> {}, commands <- {}", node->node_id(),
                node->incarnation(), config.events_endpoint, config.commands_endpoint);
 
+  journal log(settings.journal_path);
+  if (log.failed(settings.journal_path)) {
+    spdlog::error("cannot open the journal {}", settings.journal_path);
+    return 2;
+  }
   std::vector<std::unique_ptr<demo_agent>> agents;
   std::vector<std::string> agent_ids;
   for (std::size_t index = 1; index <= settings.agent_count; ++index) {
     const auto id = node->node_id() + ".a" + std::to_string(index);
-    agents.push_back(std::make_unique<demo_agent>(*node, id, settings, settings.seed + index));
+    agents.push_back(std::make_unique<demo_agent>(*node, log, id, settings, settings.seed + index));
     agent_ids.push_back(id);
   }
   std::atomic<bool> shutdown_requested{false};
-  install_handlers(*node, agents, shutdown_requested);
+  install_handlers(*node, agents, shutdown_requested, log);
 
   if (!settings.episode.empty()) {
     if (auto started = node->start_episode(settings.episode, settings.episode, {}, agent_ids); !started) {
@@ -239,7 +317,9 @@ int run(const options& settings) {
   agent_settings.pool = settings.pool;
   agent_settings.watchdog_timeout_ms = settings.watchdog_ms;
   for (auto& agent : agents) {
-    if (auto registered = node->register_agent(agent->id(), agent_settings); !registered) {
+    if (auto registered = log.event("agent.registered", agent->id(), {}, 0,
+                                    [&] { return node->register_agent(agent->id(), agent_settings); });
+        !registered) {
       spdlog::error("cannot register {}: {}", agent->id(), registered.error().detail);
       return 2;
     }
@@ -262,6 +342,7 @@ int run(const options& settings) {
       hung = true;
     }
     if (settings.duration_s > 0 && elapsed_s() >= settings.duration_s) break;
+    log.mark_acked(*node);
     // The control loop wakes on a stop signal at once (stop_fd), else every 50 ms to check
     // its deadlines.
     pollfd wake{rrh::stop_fd(), POLLIN, 0};
@@ -270,12 +351,16 @@ int run(const options& settings) {
 
   for (auto& agent : agents) agent->stop();
   if (!shutdown_requested.load()) {
-    for (auto& agent : agents) (void)node->unregister_agent(agent->id(), "node stopping");
+    for (auto& agent : agents) {
+      (void)log.event("agent.unregistered", agent->id(), {}, 0,
+                      [&] { return node->unregister_agent(agent->id(), "node stopping"); });
+    }
     if (!settings.episode.empty()) (void)node->end_episode("completed");
   }
   if (auto flushed = node->flush(std::chrono::milliseconds(2000)); !flushed) {
     spdlog::warn("exiting with unacked events: {}", flushed.error().detail);
   }
+  log.mark_acked(*node);
   const auto stats = node->stats();
   std::uint64_t completed = 0;
   for (const auto& agent : agents) completed += agent->completed();
@@ -319,6 +404,8 @@ int main(int argc, char** argv) {
   app.add_option("--config", settings.config_path, "shim YAML configuration file");
   app.add_option("--seed", settings.seed, "random seed for failures");
   app.add_option("--log-level", settings.log_level, "trace, debug, info, warn, error");
+  app.add_option("--journal", settings.journal_path,
+                 "append one line per critical event emitted, command executed and ack (flushed at once)");
   CLI11_PARSE(app, argc, argv);
 
   if (auto logging = rrh::setup_logging("rrh-agent", settings.log_level); !logging) {

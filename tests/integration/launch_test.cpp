@@ -1,0 +1,267 @@
+// rrh-launch end to end: a real broker, a real rrh-processor at test speed, and rrh-launch
+// supervising a real rrh-agent, watched from the bus as a tap would. Every wait is on a
+// condition with a deadline.
+#include <catch2/catch.hpp>
+
+#include <signal.h>
+#include <sys/wait.h>
+
+#include <fstream>
+#include <map>
+#include <set>
+
+#include "bus_recorder.hpp"
+#include "processor_fixture.hpp"
+
+using namespace std::chrono_literals;
+using rrh::test::wait_until;
+
+namespace {
+
+/// Test-speed recovery cooldown (test_speed_resilience's), in ms.
+constexpr std::uint64_t recovery_cooldown_ms = 300;
+
+struct stack {
+  explicit stack(const std::string& name, const std::map<std::string, std::string>& overrides = {})
+      : scratch(name), config_path(scratch.file("rrh.yaml")), state_path(scratch.file("state.db")) {
+    auto resilience = rrh::test::test_speed_resilience();
+    for (const auto& [key, value] : overrides) resilience[key] = value;
+    rrh::test::write_file(config_path, rrh::test::resilience_yaml(resilience));
+    processor = std::make_unique<rrh::test::processor_process>(broker, config_path, state_path);
+  }
+
+  /// rrh-launch for node `node` hosting `node`.a1, running rrh-agent with `agent_flags`.
+  std::unique_ptr<rrh::test::child_process> launch(const std::string& node,
+                                                   const std::vector<std::string>& agent_flags,
+                                                   const std::string& grace_ms = "5000") {
+    std::vector<std::string> arguments = {"--node", node, "--agent", node + ".a1", "--events",
+                                          broker.events_in, "--commands", broker.commands_out,
+                                          "--heartbeat-ms", "100", "--grace-ms", grace_ms, "--log-level",
+                                          "debug", "--", rrh::test::binary_path("rrh-agent"), "--agents",
+                                          "1", "--task-ms", "50", "--heartbeat-ms", "100"};
+    arguments.insert(arguments.end(), agent_flags.begin(), agent_flags.end());
+    return std::make_unique<rrh::test::child_process>(
+        rrh::test::binary_path("rrh-launch"), arguments,
+        std::vector<std::string>{"RRH_RETRANSMIT_INITIAL_MS=100", "RRH_RETRANSMIT_MAX_MS=500"});
+  }
+
+  bool wait_for(const std::function<bool()>& condition, std::chrono::milliseconds deadline = 20s) {
+    return wait_until(
+        [&] {
+          recorder.pump();
+          return condition();
+        },
+        deadline);
+  }
+
+  /// Incarnations of `node` that registered an agent, in order of first appearance.
+  std::vector<std::uint64_t> incarnations_of(const std::string& node) const {
+    std::vector<std::uint64_t> found;
+    for (const auto& [entry, registered] : recorder.events_of<rrh::events::agent_registered>()) {
+      const auto incarnation = entry->message->header.incarnation;
+      if (entry->message->header.node == node &&
+          std::find(found.begin(), found.end(), incarnation) == found.end()) {
+        found.push_back(incarnation);
+      }
+    }
+    return found;
+  }
+
+  template <class Body>
+  std::size_t count_about(const std::string& agent) const {
+    std::size_t count = 0;
+    for (const auto& [entry, body] : recorder.events_of<Body>()) count += body->agent == agent ? 1 : 0;
+    return count;
+  }
+
+  rrh::test::broker_process broker;
+  rrh::test::scratch_directory scratch;
+  std::string config_path;
+  std::string state_path;
+  std::unique_ptr<rrh::test::processor_process> processor;
+  rrh::test::sockets context;
+  rrh::test::bus_recorder recorder{context, broker.events_out};
+};
+
+/// Pids of the children the launcher started, from its "child pid=N started" lines.
+std::vector<pid_t> started_children(const rrh::test::child_process& launcher) {
+  std::vector<pid_t> pids;
+  for (const auto& line : launcher.lines()) {
+    if (line.find("rrh-launch: child pid=") == std::string::npos || line.find(" started for node ") == std::string::npos) {
+      continue;
+    }
+    pids.push_back(static_cast<pid_t>(std::stol(rrh::test::field_of(line, "pid"))));
+  }
+  return pids;
+}
+
+/// True once `pid` no longer runs: gone, or a zombie waiting for a reaper that is not us.
+bool process_gone(pid_t pid) {
+  if (::kill(pid, 0) != 0) return errno == ESRCH;
+  std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
+  std::string text((std::istreambuf_iterator<char>(stat)), std::istreambuf_iterator<char>());
+  const auto state_at = text.rfind(')');
+  return state_at != std::string::npos && state_at + 2 < text.size() && text[state_at + 2] == 'Z';
+}
+
+double elapsed_ms(std::chrono::steady_clock::time_point from, std::chrono::steady_clock::time_point to) {
+  return std::chrono::duration<double, std::milli>(to - from).count();
+}
+
+}  // namespace
+
+TEST_CASE("rrh-launch reports a killed child at once and restarts it on agent.recover",
+          "[launch][integration]") {
+  stack bus("rrh-launch-kill");
+  auto launcher = bus.launch("launch-node", {});
+  REQUIRE(bus.wait_for([&] { return bus.incarnations_of("launch-node").size() == 1; }));
+  const auto registered = bus.recorder.events_of<rrh::events::agent_registered>().front();
+  CHECK(registered.second->agent == "launch-node.a1");
+  CHECK(registered.second->supervisor == "launch-node.launcher");  // RRH_SUPERVISOR from the launcher
+  // Healthy first: the agent answered the processor's probe.
+  REQUIRE(bus.wait_for([&] { return !bus.recorder.events_of<rrh::events::probe_reply>().empty(); }));
+  REQUIRE(started_children(*launcher).size() == 1);
+  const pid_t first_child = started_children(*launcher).front();
+
+  const auto killed_at = std::chrono::steady_clock::now();
+  REQUIRE(::kill(first_child, SIGKILL) == 0);
+  REQUIRE(bus.wait_for([&] { return !bus.recorder.events_of<rrh::events::node_exited>().empty(); }));
+  const auto exited = bus.recorder.events_of<rrh::events::node_exited>().front();
+  CHECK(exited.second->child == "launch-node");
+  CHECK(exited.second->pid == static_cast<std::uint64_t>(first_child));
+  CHECK(exited.second->signal == SIGKILL);
+  CHECK(exited.second->reason == "killed by SIGKILL");
+  CHECK(exited.second->agents == std::vector<std::string>{"launch-node.a1"});
+  CHECK(exited.first->message->header.node == "launch-node.launcher");
+  // At once: the phi detector needs about 0.7 s of silence at these settings.
+  CHECK(elapsed_ms(killed_at, exited.first->arrived) <= 500.0);
+
+  // The processor acted on the report, not on silence: its reason names the exit.
+  REQUIRE(bus.wait_for([&] { return !bus.recorder.events_of<rrh::events::agent_dead>().empty(); }));
+  const auto dead = bus.recorder.events_of<rrh::events::agent_dead>().front();
+  CHECK(dead.second->agent == "launch-node.a1");
+  CHECK(dead.second->reason.find("killed by SIGKILL") != std::string::npos);
+  CHECK(dead.first->arrived >= exited.first->arrived);
+
+  REQUIRE(bus.wait_for([&] { return !bus.recorder.commands_of<rrh::commands::agent_recover>().empty(); }));
+  const auto recover = bus.recorder.commands_of<rrh::commands::agent_recover>().front();
+  CHECK(recover.first->relayed->node == "launch-node.launcher");
+  CHECK(recover.second->agent == "launch-node.a1");
+  CHECK(recover.second->attempt == 1);
+
+  // A new incarnation of the node registers the agent again, and the processor sees it back.
+  REQUIRE(bus.wait_for([&] { return bus.incarnations_of("launch-node").size() == 2; }));
+  REQUIRE(bus.wait_for([&] { return bus.count_about<rrh::events::agent_recovered>("launch-node.a1") >= 1; }));
+  REQUIRE(launcher->wait_line("restart #1 of node launch-node (command " +
+                                  std::to_string(recover.first->relayed->id) + " agent.recover launch-node.a1 attempt 1)",
+                              5s));
+  const auto children = started_children(*launcher);
+  REQUIRE(children.size() == 2);
+  CHECK(children.back() != first_child);
+  CHECK(process_gone(first_child));
+  CHECK(!process_gone(children.back()));
+  // The launcher accepted the command.
+  REQUIRE(bus.wait_for([&] {
+    for (const auto& [entry, ack] : bus.recorder.events_of<rrh::events::command_ack>()) {
+      if (ack->command == recover.first->relayed->id) return true;
+    }
+    return false;
+  }));
+  for (const auto& [entry, ack] : bus.recorder.events_of<rrh::events::command_ack>()) {
+    if (ack->command == recover.first->relayed->id) CHECK(ack->accepted);
+  }
+}
+
+TEST_CASE("rrh-launch stops restarting once the processor quarantines the agent", "[launch][integration]") {
+  stack bus("rrh-launch-quarantine", {{"max_recovery_attempts", "3"},
+                                      {"recovery_cooldown", std::to_string(recovery_cooldown_ms / 1000.0)}});
+  // The child crashes (SIGKILLs itself) half a second after every start.
+  auto launcher = bus.launch("crashy-node", {"--crash-after", "0.5"});
+  REQUIRE(bus.wait_for([&] { return bus.count_about<rrh::events::agent_quarantined>("crashy-node.a1") == 1; },
+                       60s));
+  const auto quarantined = bus.recorder.events_of<rrh::events::agent_quarantined>().front();
+  CHECK(quarantined.second->attempts == 3);
+  // The last child crashed too, and each of the four crashes was reported.
+  REQUIRE(bus.wait_for([&] { return bus.recorder.events_of<rrh::events::node_exited>().size() >= 4; }));
+  CHECK(started_children(*launcher).size() == 4);  // the first start and three restarts
+  CHECK(bus.incarnations_of("crashy-node").size() == 4);
+  CHECK(bus.recorder.commands_of<rrh::commands::agent_recover>().size() == 3);
+
+  // Deliberate bounded negative check: nothing may restart the child after the quarantine.
+  // A recover would follow a death within one cooldown, so twice the cooldown (and at
+  // least a second, for a loaded machine) without a new child or a new recover is the
+  // evidence; the wait is expected to run out.
+  const auto quiet = std::max<std::chrono::milliseconds>(std::chrono::milliseconds(2 * recovery_cooldown_ms), 1s);
+  CHECK_FALSE(bus.wait_for(
+      [&] {
+        return started_children(*launcher).size() > 4 || bus.incarnations_of("crashy-node").size() > 4 ||
+               bus.recorder.commands_of<rrh::commands::agent_recover>().size() > 3;
+      },
+      quiet));
+  // The launcher stays up, idle, and says why.
+  CHECK(launcher->running());
+  CHECK(launcher->wait_line("node crashy-node is down; waiting for agent.recover", 1s));
+}
+
+TEST_CASE("rrh-launch replaces a hung child on agent.recover", "[launch][integration]") {
+  stack bus("rrh-launch-hang");
+  auto launcher = bus.launch("hung-node", {"--watchdog-ms", "300", "--hang-after", "0.5"}, "2000");
+  REQUIRE(bus.wait_for([&] {
+    for (const auto& [entry, suspect] : bus.recorder.events_of<rrh::events::agent_suspect>()) {
+      if (suspect->reason.find("watchdog") != std::string::npos) return true;
+    }
+    return false;
+  }));
+  REQUIRE(bus.wait_for([&] { return !bus.recorder.events_of<rrh::events::agent_dead>().empty(); }));
+  CHECK(bus.recorder.events_of<rrh::events::agent_dead>().front().second->reason.find("hung") != std::string::npos);
+  REQUIRE(bus.wait_for([&] { return !bus.recorder.commands_of<rrh::commands::agent_recover>().empty(); }));
+  CHECK(bus.recorder.commands_of<rrh::commands::agent_recover>().front().first->relayed->node == "hung-node.launcher");
+  const pid_t hung_child = started_children(*launcher).front();
+  // The hung process lives: the launcher asks it to stop, and it does (the demo agent
+  // obeys SIGTERM), so no SIGKILL is needed.
+  REQUIRE(launcher->wait_line("stopping child pid=" + std::to_string(hung_child) + " of node hung-node (restart #1): SIGTERM", 10s));
+  REQUIRE(bus.wait_for([&] { return !bus.recorder.events_of<rrh::events::node_exited>().empty(); }));
+  const auto exited = bus.recorder.events_of<rrh::events::node_exited>().front();
+  CHECK(exited.second->pid == static_cast<std::uint64_t>(hung_child));
+  CHECK(exited.second->signal == 0);
+  CHECK(exited.second->exit_code == 0);
+  REQUIRE(bus.wait_for([&] { return bus.incarnations_of("hung-node").size() >= 2; }));
+  REQUIRE(bus.wait_for([&] { return bus.count_about<rrh::events::agent_recovered>("hung-node.a1") >= 1; }));
+  CHECK(process_gone(hung_child));
+  for (const auto& line : launcher->lines()) CHECK(line.find("asked to stop: SIGKILL") == std::string::npos);
+}
+
+TEST_CASE("SIGTERM stops rrh-launch and its child; it exits 0 and leaves no process",
+          "[launch][integration]") {
+  stack bus("rrh-launch-stop");
+  auto launcher = bus.launch("stop-node", {});
+  REQUIRE(bus.wait_for([&] { return bus.incarnations_of("stop-node").size() == 1; }));
+  REQUIRE(started_children(*launcher).size() == 1);
+  const pid_t child = started_children(*launcher).front();
+
+  launcher->signal(SIGTERM);
+  const auto status = launcher->wait_exit(15s);
+  REQUIRE(status.has_value());
+  CHECK(WIFEXITED(*status));
+  CHECK(WEXITSTATUS(*status) == 0);
+  // The launcher reaped its child before it exited: nothing is left, not even a zombie.
+  CHECK(::kill(child, 0) == -1);
+  CHECK(errno == ESRCH);
+  // The child stopped cleanly (it unregistered its agent), and its exit was reported.
+  REQUIRE(bus.wait_for([&] { return bus.count_about<rrh::events::agent_unregistered>("stop-node.a1") == 1; }));
+  REQUIRE(bus.wait_for([&] { return !bus.recorder.events_of<rrh::events::node_exited>().empty(); }));
+  CHECK(bus.recorder.events_of<rrh::events::node_exited>().front().second->exit_code == 0);
+  CHECK(bus.recorder.commands_of<rrh::commands::agent_recover>().empty());
+}
+
+TEST_CASE("a launcher killed with SIGKILL takes its child with it (no orphan)", "[launch][integration]") {
+  stack bus("rrh-launch-orphan");
+  auto launcher = bus.launch("orphan-node", {});
+  REQUIRE(bus.wait_for([&] { return bus.incarnations_of("orphan-node").size() == 1; }));
+  REQUIRE(started_children(*launcher).size() == 1);
+  const pid_t child = started_children(*launcher).front();
+  launcher->signal(SIGKILL);
+  REQUIRE(launcher->wait_exit(5s));
+  // PR_SET_PDEATHSIG: the kernel SIGKILLs the child when the launcher dies.
+  REQUIRE(wait_until([&] { return process_gone(child); }, 5s));
+}
