@@ -794,6 +794,9 @@ struct engine::impl {
     const auto slot = agents.find(data.agent);
     if (!slot) return;
     auto& agent = agents[*slot];
+    // The old process of an agent under recovery winds down (a supervisor stopped it to
+    // restart it): keep the agent and its attempt count for the new process to pick up.
+    if (agent.record.state == agent_state::recovering) return;
     auto& hosted = nodes[agent.node].agents;
     hosted.erase(std::remove(hosted.begin(), hosted.end(), *slot), hosted.end());
     if (needs_attention(agent)) --nodes[agent.node].attention;
@@ -1317,6 +1320,10 @@ struct engine::impl {
       if (retired.size() > retired_incarnations_max) retired.pop_front();
       node.record.incarnation = message.header.incarnation;  // the node restarted
       node.record.applied_seq = 0;
+      // A new process: the old one's silence must not count against it (its agents would
+      // be declared dead right after registering). A fresh detection window, as on restore.
+      node.detector = phi_detector{};
+      start_detection(*node_slot_index, node.record.heartbeat_interval_ms);
     }
     if (message.header.seq <= node.record.applied_seq) {
       ++counters.events_duplicate;

@@ -24,7 +24,8 @@ namespace {
 constexpr std::array subscribed_kinds = {
     "heartbeat ",       "agent.registered ", "agent.unregistered ", "episode.started ",
     "episode.ended ",   "episode.error ",    "task.started ",       "task.failed ",
-    "task.succeeded ",  "command.ack ",      "probe.reply ",        "command.undeliverable "};
+    "task.succeeded ",  "command.ack ",      "probe.reply ",        "command.undeliverable ",
+    "node.exited "};
 
 /// Largest control frame accepted; requests are a few words.
 constexpr std::int64_t control_frame_bytes_max = 64 * 1024;

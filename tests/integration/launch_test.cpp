@@ -139,6 +139,7 @@ TEST_CASE("rrh-launch reports a killed child at once and restarts it on agent.re
   // The processor acted on the report, not on silence: its reason names the exit.
   REQUIRE(bus.wait_for([&] { return !bus.recorder.events_of<rrh::events::agent_dead>().empty(); }));
   const auto dead = bus.recorder.events_of<rrh::events::agent_dead>().front();
+  CAPTURE(dead.second->reason, elapsed_ms(killed_at, dead.first->arrived));
   CHECK(dead.second->agent == "launch-node.a1");
   CHECK(dead.second->reason.find("killed by SIGKILL") != std::string::npos);
   CHECK(dead.first->arrived >= exited.first->arrived);
@@ -163,12 +164,12 @@ TEST_CASE("rrh-launch reports a killed child at once and restarts it on agent.re
   // The launcher accepted the command.
   REQUIRE(bus.wait_for([&] {
     for (const auto& [entry, ack] : bus.recorder.events_of<rrh::events::command_ack>()) {
-      if (ack->command == recover.first->relayed->id) return true;
+      if (ack->command_id == recover.first->relayed->id) return true;
     }
     return false;
   }));
   for (const auto& [entry, ack] : bus.recorder.events_of<rrh::events::command_ack>()) {
-    if (ack->command == recover.first->relayed->id) CHECK(ack->accepted);
+    if (ack->command_id == recover.first->relayed->id) CHECK(ack->accepted);
   }
 }
 
@@ -229,6 +230,10 @@ TEST_CASE("rrh-launch replaces a hung child on agent.recover", "[launch][integra
   REQUIRE(bus.wait_for([&] { return bus.count_about<rrh::events::agent_recovered>("hung-node.a1") >= 1; }));
   CHECK(process_gone(hung_child));
   for (const auto& line : launcher->lines()) CHECK(line.find("asked to stop: SIGKILL") == std::string::npos);
+  // The restart is one recovery of the same agent, not a new agent: the new child hangs
+  // too, and the processor's next recover counts on (attempt 2), toward the quarantine.
+  REQUIRE(bus.wait_for([&] { return bus.recorder.commands_of<rrh::commands::agent_recover>().size() >= 2; }));
+  CHECK(bus.recorder.commands_of<rrh::commands::agent_recover>()[1].second->attempt == 2);
 }
 
 TEST_CASE("SIGTERM stops rrh-launch and its child; it exits 0 and leaves no process",

@@ -304,7 +304,12 @@ void world::check_invariants() {
   brain.for_each_task([&](const engine::task_record& task) {
     ++tasks;
     const auto& config = brain.config_for_episode(task.episode);
-    if (task.attempt == 0 || task.attempt > 1 + config.max_task_retries) {
+    // A record may be created anew by a late task.started of a task already finished (the
+    // engine keeps no tombstones); its attempt is then the one a node ran, which invariant
+    // 2 checked when the retry was issued.
+    const auto ran = max_attempt_run_.find(task.task);
+    const auto limit = std::max<std::uint64_t>(1 + config.max_task_retries, ran == max_attempt_run_.end() ? 0 : ran->second);
+    if (task.attempt == 0 || task.attempt > limit) {
       fail("task " + task.task + " at attempt " + std::to_string(task.attempt) +
            ", beyond 1 + max_task_retries = " + std::to_string(1 + config.max_task_retries));
     }
@@ -406,6 +411,11 @@ void world::count(fault kind) { ++sums_.faults[static_cast<std::size_t>(kind)]; 
 // ---- the bus ----------------------------------------------------------------------------
 
 void world::send(packet message, bool faults_on) {
+  if (!message.to_processor) {
+    // The broker's ROUTER routes at once: a command for a node that is down is lost.
+    const auto* target = node_by_id(message.node);
+    if (target == nullptr || !target->up) return;
+  }
   // A link is a TCP connection: FIFO unless a fault holds one message back.
   auto& link_ms = link_ms_[{message.to_processor, message.node}];
   const auto in_order = [&] {
@@ -684,6 +694,7 @@ command_result world::handle(sim_node& node, const command& message) {
     ++sums_.retries_applied;
     auto& highest = max_attempt_run_[retry->task];
     highest = std::max(highest, retry->attempt);
+    if (++attempt_runs_[{retry->task, retry->attempt}] == 2) ++sums_.attempts_run_twice;
     emit_or_backlog(node, events::task_started{retry->task, retry->agent, retry->attempt});
     node.running.push_back(sim_run{retry->task, retry->agent, retry->attempt,
                                    now_ms_ + uniform(task_ms_min, task_ms_max)});
@@ -931,6 +942,8 @@ world::shadow world::capture() const {
   shadow taken;
   const auto& brain = *processor_.brain;
   brain.for_each_node([&](const engine::node_record& node) {
+    // A node known only from events it could not apply yet holds nothing worth keeping.
+    if (node.incarnation == 0 && node.applied_seq == 0) return;
     taken.records["node " + node.node] =
         "incarnation " + std::to_string(node.incarnation) + " applied_seq " + std::to_string(node.applied_seq);
   });

@@ -58,6 +58,7 @@ struct totals {
   std::uint64_t quarantined = 0;
   std::uint64_t episodes_shut_down = 0;
   std::uint64_t outbox_full = 0;
+  std::uint64_t attempts_run_twice = 0;  ///< one attempt of a task run by two retry commands
 };
 
 /// A broken invariant; its text names the seed, the step and the simulated time.
@@ -213,6 +214,7 @@ class world {
   std::map<std::uint64_t, byte_buffer> commands_seen_;  ///< id → the command first sent with it
   std::map<std::string, time_ms> last_recovery_ms_;    ///< agent → when agent.recover was first sent
   std::map<std::string, std::uint64_t> max_attempt_run_;  ///< task → highest attempt a node ran
+  std::map<std::pair<std::string, std::uint64_t>, std::uint64_t> attempt_runs_;  ///< (task, attempt) → runs
   /// episode → (node, incarnation) that sent its episode.ended
   std::map<std::string, std::pair<std::string, std::uint64_t>> episodes_ended_;
 };

@@ -9,6 +9,8 @@
 #include <csignal>
 #include <cstdio>
 #include <deque>
+#include <fstream>
+#include <filesystem>
 #include <mutex>
 #include <random>
 #include <thread>
@@ -31,6 +33,7 @@ struct options {
   double fail_rate = 0.0;
   double non_retryable_rate = 0.0;
   double crash_after_s = 0.0;
+  std::string crash_once_path;
   double hang_after_s = 0.0;
   double duration_s = 0.0;
   std::uint64_t tasks_max = 0;
@@ -268,6 +271,15 @@ void install_handlers(rrh::shim& node, std::vector<std::unique_ptr<demo_agent>>&
   });
 }
 
+/// --crash-once: the first process to get here crashes (and leaves FILE behind); its
+/// restarts find FILE and run on.
+bool crash_allowed(const options& settings) {
+  if (settings.crash_once_path.empty()) return true;
+  if (std::filesystem::exists(settings.crash_once_path)) return false;
+  std::ofstream(settings.crash_once_path) << "crashed\n";
+  return true;
+}
+
 int run(const options& settings) {
   auto loaded = settings.config_path.empty() ? rrh::shim_config::from_environment()
                                              : rrh::shim_config::from_yaml_file(settings.config_path);
@@ -332,7 +344,7 @@ int run(const options& settings) {
   };
   bool hung = false;
   while (!rrh::stop_requested()) {
-    if (settings.crash_after_s > 0 && elapsed_s() >= settings.crash_after_s) {
+    if (settings.crash_after_s > 0 && elapsed_s() >= settings.crash_after_s && crash_allowed(settings)) {
       spdlog::warn("crashing on purpose (--crash-after {})", settings.crash_after_s);
       std::raise(SIGKILL);
     }
@@ -391,6 +403,9 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(0.0, 1.0));
   app.add_option("--tasks", settings.tasks_max, "new tasks per agent, then only retries (0: no limit)");
   app.add_option("--crash-after", settings.crash_after_s, "SIGKILL itself after SECONDS");
+  app.add_option("--crash-once", settings.crash_once_path,
+                 "with --crash-after: crash only if FILE does not exist, creating it first "
+                 "(so a restarted process runs on)");
   app.add_option("--hang-after", settings.hang_after_s,
                  "stop working and beating after SECONDS, but stay alive");
   app.add_option("--duration-s", settings.duration_s, "exit cleanly after SECONDS (0: run until Ctrl-C)");
