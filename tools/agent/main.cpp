@@ -34,6 +34,7 @@ struct options {
   double non_retryable_rate = 0.0;
   double crash_after_s = 0.0;
   std::string crash_once_path;
+  bool leave_episode_open = false;
   double hang_after_s = 0.0;
   double duration_s = 0.0;
   std::uint64_t tasks_max = 0;
@@ -367,7 +368,7 @@ int run(const options& settings) {
       (void)log.event("agent.unregistered", agent->id(), {}, 0,
                       [&] { return node->unregister_agent(agent->id(), "node stopping"); });
     }
-    if (!settings.episode.empty()) (void)node->end_episode("completed");
+    if (!settings.episode.empty() && !settings.leave_episode_open) (void)node->end_episode("completed");
   }
   if (auto flushed = node->flush(std::chrono::milliseconds(2000)); !flushed) {
     spdlog::warn("exiting with unacked events: {}", flushed.error().detail);
@@ -392,7 +393,9 @@ int main(int argc, char** argv) {
   app.add_option("--node", settings.node_id, "node id (default: RRH_NODE_ID or <host>-<pid>)");
   app.add_option("--agents", settings.agent_count, "agents hosted, named <node>.a1 … <node>.aN")
       ->check(CLI::Range(1, 100'000));
-  app.add_option("--episode", settings.episode, "episode id to start and end");
+  app.add_option("--episode", settings.episode, "episode id to start (join) and, at a clean exit, end");
+  app.add_flag("--leave-episode-open", settings.leave_episode_open,
+               "join --episode but leave ending it to another node");
   app.add_option("--pool", settings.pool, "pool of the agents");
   app.add_option("--supervisor", settings.supervisor, "supervisor node id of the agents");
   app.add_option("--task-ms", settings.task_ms, "duration of one task")->check(CLI::Range(1, 3'600'000));
