@@ -3,6 +3,7 @@
 // failed task and one error.
 #include <catch2/catch.hpp>
 
+#include <csignal>
 #include <sys/wait.h>
 
 #include "bus_recorder.hpp"
@@ -47,4 +48,38 @@ TEST_CASE("the seed's example runs against a real processor", "[python][integrat
   CHECK(answer.find("\"status\":\"completed\"") != std::string::npos);
   CHECK(answer.find("\"tasks_failed\":1") != std::string::npos);
   CHECK(answer.find("\"errors\":1") != std::string::npos);
+}
+
+TEST_CASE("a Python agent's failed task is retried by the processor from its checkpoint",
+          "[python][integration]") {
+  rrh::test::broker_process broker;
+  rrh::test::scratch_directory scratch("rrh-python-retry");
+  const auto config = scratch.file("rrh.yaml");
+  rrh::test::write_file(config, rrh::test::resilience_yaml(rrh::test::test_speed_resilience()));
+  rrh::test::processor_process processor(broker, config, scratch.file("state.db"));
+  rrh::test::sockets context;
+  rrh::test::bus_recorder recorder(context, broker.events_out);
+
+  // demo_agent.py fails task .t2 at step 3 with checkpoint b"3"; its task.retry handler
+  // resumes the task from that checkpoint and prints where it resumed.
+  rrh::test::child_process agent(
+      "/usr/bin/python3",
+      {std::string(RRH_SOURCE_DIR) + "/python/examples/demo_agent.py", "--agent", "py-retry",
+       "--tasks", "2", "--duration-s", "20"},
+      {"PYTHONPATH=" + std::string(RRH_PYTHON_DIR), "RRH_NODE_ID=py-retry-node",
+       "RRH_EVENTS_ENDPOINT=" + broker.events_in, "RRH_COMMANDS_ENDPOINT=" + broker.commands_out});
+  REQUIRE(agent.wait_line("py-retry.t2 attempt 2 done (resumed from step 3)", 30s));
+
+  REQUIRE(rrh::test::wait_until([&] {
+    recorder.pump();
+    return !recorder.commands_of<rrh::commands::task_retry>().empty();
+  }));
+  const auto retry = recorder.commands_of<rrh::commands::task_retry>().front().second;
+  CHECK(retry->task == "py-retry.t2");
+  CHECK(retry->attempt == 2);
+  CHECK(retry->checkpoint == rrh::byte_buffer{'3'});
+  agent.signal(SIGTERM);
+  const auto status = agent.wait_exit(10s);
+  REQUIRE(status);
+  CHECK(WIFEXITED(*status));
 }
