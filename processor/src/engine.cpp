@@ -122,6 +122,7 @@ struct node_slot {
   bool live = false;
   bool suspect = false;
   bool dead = false;
+  time_ms dead_since_ms = 0;  // when `dead` was last set
 };
 
 struct agent_slot {
@@ -137,6 +138,12 @@ struct agent_slot {
   double rtt_baseline_ms = 0;
   bool rtt_alerted = false;
   bool slow_responder = false;  // suspect for its probe answers: only a fast answer clears it
+  // What a death by node silence looked like, so that the same process heartbeating again
+  // (an unreachable node, not a dead one: a broker outage, a partition) is not charged a
+  // recovery attempt.
+  bool died_of_silence = false;
+  std::uint64_t incarnation_at_death = 0;
+  std::uint64_t attempts_before_death = 0;
   std::uint64_t tasks = 0;
   std::uint64_t generation = 0;
   bool live = false;
@@ -402,6 +409,7 @@ struct engine::impl {
       return;
     }
     node.dead = true;
+    node.dead_since_ms = now;
     ++node.generation;
     const auto hosted = node.agents;  // agent_dead may change the node's list
     for (const auto agent_slot_index : hosted) {
@@ -409,7 +417,8 @@ struct engine::impl {
       if (is_alive(agent.record.state)) {
         agent_dead(agent_slot_index, silent_ms,
                    "no heartbeat from node '" + node.record.node + "' for " +
-                       std::to_string(silent_ms) + " ms");
+                       std::to_string(silent_ms) + " ms",
+                   true);
       }
     }
   }
@@ -421,6 +430,7 @@ struct engine::impl {
     if (!slot) return;
     auto& node = nodes[*slot];
     node.dead = true;
+    node.dead_since_ms = now;
     node.suspect = true;
     ++node.generation;  // no silence timer for a node known to be gone
     const auto hosted = node.agents;
@@ -467,7 +477,7 @@ struct engine::impl {
         if (!agent.stale) agent_went_stale(*slot, liveness.age_ms);
       } else {
         set_stale(agent, false);
-        agent_alive(*slot);
+        agent_alive(*slot, message.header.incarnation);
       }
     }
   }
@@ -500,13 +510,23 @@ struct engine::impl {
   }
 
   // Evidence of life: heartbeat without a stale watchdog, or a re-registration.
-  void agent_alive(std::uint32_t slot) {
+  // `heartbeat_incarnation`: the incarnation of the heartbeat that shows the agent alive;
+  // 0 for a registration (a new process, or the same one registering again).
+  void agent_alive(std::uint32_t slot, std::uint64_t heartbeat_incarnation = 0) {
     auto& agent = agents[slot];
     const auto previous = agent.record.state;
     if (previous == agent_state::healthy) return;
     if (previous == agent_state::quarantined || previous == agent_state::left) return;
     // A heartbeat proves the process lives, not that it answers in time.
     if (previous == agent_state::suspect && agent.slow_responder) return;
+    if ((previous == agent_state::dead || previous == agent_state::recovering) && agent.died_of_silence &&
+        heartbeat_incarnation != 0 && heartbeat_incarnation == agent.incarnation_at_death) {
+      // The very process that fell silent speaks again: it was unreachable, not dead. Its
+      // recovery attempt is given back, or a few broker outages would quarantine a
+      // healthy fleet for good.
+      agent.record.recovery_attempts = agent.attempts_before_death;
+    }
+    agent.died_of_silence = false;
     ++agent.generation;  // cancels stale, recovery and recovery-timeout timers
     cancel_command(agent.recover_command);
     agent.recover_command = 0;
@@ -542,7 +562,8 @@ struct engine::impl {
     agent_dead(slot, config_of(agent).stale_grace_ms, "watchdog lapsed and stayed lapsed (hung)");
   }
 
-  void agent_dead(std::uint32_t slot, std::uint64_t silent_ms, const std::string& reason) {
+  void agent_dead(std::uint32_t slot, std::uint64_t silent_ms, const std::string& reason,
+                  bool silence = false) {
     auto& agent = agents[slot];
     const auto& config = config_of(agent);
     // Silence passes through suspect before dead, so a suspect agent's healthy time counts too.
@@ -551,6 +572,9 @@ struct engine::impl {
     if (was_healthy && now >= agent.healthy_since_ms + config.recovery_reset_after_ms) {
       agent.record.recovery_attempts = 0;  // healthy long enough: a fresh budget
     }
+    agent.died_of_silence = silence;
+    agent.incarnation_at_death = nodes[agent.node].record.incarnation;
+    agent.attempts_before_death = agent.record.recovery_attempts;
     ++agent.generation;
     set_state(agent, agent_state::dead);
     publish(agent.record.episode, events::agent_dead{agent.record.agent, silent_ms, reason});
@@ -1248,7 +1272,12 @@ struct engine::impl {
     if (found == pending.end() || found->second.sends != sends) return;
     auto& entry = found->second;
     const auto node_slot_index = nodes.find(entry.message.node);
-    if (node_slot_index && nodes[*node_slot_index].dead) {
+    // A node judged dead may only be unreachable for a while (a broker outage, a
+    // partition) and may already have run the command: it is given up on only after it
+    // has been dead for recovery_timeout, so a retry is not run twice on a blip.
+    const bool gone = node_slot_index && nodes[*node_slot_index].dead &&
+                      now >= nodes[*node_slot_index].dead_since_ms + base->recovery_timeout_ms;
+    if (gone) {
       // The target is gone: a retry goes back to scheduling (to its pool); a recovery is
       // judged by its own timeout; anything else is dropped with an alert.
       const command message = entry.message;

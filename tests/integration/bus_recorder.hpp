@@ -2,6 +2,7 @@
 /// Records everything on the broker's events-out, as a tap would: events and relayed
 /// commands, each with the time it arrived. Single-threaded: call `pump` to drain.
 #include <chrono>
+#include <deque>
 #include <optional>
 #include <string>
 #include <vector>
@@ -66,7 +67,8 @@ class bus_recorder {
     return found;
   }
 
-  std::vector<entry> entries;
+  // A deque: references handed out by events_of/commands_of stay valid as more arrive.
+  std::deque<entry> entries;
 
  private:
   zmq::socket_t subscriber_;

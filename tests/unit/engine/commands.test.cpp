@@ -95,6 +95,12 @@ TEST_CASE("a command for a dead node does not wait for it", "[engine][commands]"
   SECTION("an unacked task.retry to a node that died is re-routed within the pool") {
     fixture.advance_with_heartbeats(fixture.now() + 20'000, {"n2"});  // n1 falls silent
     REQUIRE(fixture.events_of<events::agent_dead>().size() == 1);
+    // Within recovery_timeout of its death the node may only be unreachable and may have
+    // run the retry: it keeps the retry.
+    const auto died_at = fixture.times_of<events::agent_dead>()[0];
+    fixture.advance_with_heartbeats(died_at + config.recovery_timeout_ms - 1, {"n2"});
+    for (const auto& sent : fixture.commands_of<commands::task_retry>()) REQUIRE(sent.message.node == "n1");
+    fixture.advance_with_heartbeats(died_at + config.recovery_timeout_ms + 20'000, {"n2"});
     const auto retries = fixture.commands_of<commands::task_retry>();
     const auto rerouted = std::find_if(retries.begin(), retries.end(),
                                        [](const auto& sent) { return sent.message.node == "n2"; });
@@ -112,7 +118,7 @@ TEST_CASE("a command for a dead node does not wait for it", "[engine][commands]"
   SECTION("another command to a dead node is dropped with an alert") {
     fixture.fail_task("n1", "t2", "a1", 1, false, "Fatal");
     const auto rollback = fixture.commands_of<commands::task_rollback>()[0];
-    fixture.advance_with_heartbeats(fixture.now() + 20'000, {"n2"});
+    fixture.advance_with_heartbeats(fixture.now() + 20'000 + config.recovery_timeout_ms, {"n2"});
     REQUIRE(fixture.subject().pending(rollback.message.id) == nullptr);
     REQUIRE(fixture.subject().stats().commands_dropped == 1);
     const auto alerts = fixture.alerts("command.dropped");

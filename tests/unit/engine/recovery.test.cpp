@@ -163,7 +163,8 @@ TEST_CASE("dead agents are recovered within their budget", "[engine][recovery]")
     engine_fixture resetting(config);
     resetting.register_agent("n1", "a1");
     silence_node(resetting);
-    resetting.heartbeat("n1");  // the node is back: a1 recovered after one attempt
+    resetting.node("n1", 2);  // restarted: a new process registers a1 after one attempt
+    resetting.register_agent("n1", "a1");
     REQUIRE(resetting.state_of("a1") == agent_state::healthy);
     REQUIRE(resetting.subject().agent("a1")->recovery_attempts == 1);
     resetting.advance_with_heartbeats(resetting.now() + 120'000, {"n1"});
@@ -180,7 +181,8 @@ TEST_CASE("dead agents are recovered within their budget", "[engine][recovery]")
     engine_fixture flapping(config);
     flapping.register_agent("n1", "a1");
     silence_node(flapping);
-    flapping.heartbeat("n1");
+    flapping.node("n1", 2);  // restarted
+    flapping.register_agent("n1", "a1");
     flapping.advance_with_heartbeats(flapping.now() + 120'000, {"n1"});
     flapping.clear_log();
     silence_node(flapping);
@@ -188,6 +190,21 @@ TEST_CASE("dead agents are recovered within their budget", "[engine][recovery]")
     REQUIRE(recovers.size() == 1);
     REQUIRE(body_of<commands::agent_recover>(recovers[0]).attempt == 2);
   }
+}
+
+TEST_CASE("a node that was only unreachable is not charged a recovery attempt", "[engine][recovery]") {
+  engine_fixture fixture(recovery_config());
+  fixture.register_agent("n1", "a1");
+  for (int outage = 1; outage <= 5; ++outage) {
+    CAPTURE(outage);
+    silence_node(fixture);  // a broker outage: the node is judged dead and recovery sent
+    REQUIRE(fixture.state_of("a1") != agent_state::healthy);
+    fixture.heartbeat("n1");  // the same process speaks again
+    REQUIRE(fixture.state_of("a1") == agent_state::healthy);
+    REQUIRE(fixture.subject().agent("a1")->recovery_attempts == 0);
+  }
+  // Five outages, more than max_recovery_attempts, and no quarantine.
+  REQUIRE(fixture.events_of<events::agent_quarantined>().empty());
 }
 
 TEST_CASE("a recovery storm is paced fleet-wide", "[engine][recovery]") {
