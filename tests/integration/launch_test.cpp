@@ -10,8 +10,7 @@
 #include <map>
 #include <set>
 
-#include "bus_recorder.hpp"
-#include "processor_fixture.hpp"
+#include "processor_stack.hpp"
 
 using namespace std::chrono_literals;
 using rrh::test::wait_until;
@@ -21,14 +20,8 @@ namespace {
 /// Test-speed recovery cooldown (test_speed_resilience's), in ms.
 constexpr std::uint64_t recovery_cooldown_ms = 300;
 
-struct stack {
-  explicit stack(const std::string& name, const std::map<std::string, std::string>& overrides = {})
-      : scratch(name), config_path(scratch.file("rrh.yaml")), state_path(scratch.file("state.db")) {
-    auto resilience = rrh::test::test_speed_resilience();
-    for (const auto& [key, value] : overrides) resilience[key] = value;
-    rrh::test::write_file(config_path, rrh::test::resilience_yaml(resilience));
-    processor = std::make_unique<rrh::test::processor_process>(broker, config_path, state_path);
-  }
+struct stack : rrh::test::processor_stack {
+  using processor_stack::processor_stack;
 
   /// rrh-launch for node `node` hosting `node`.a1, running rrh-agent with `agent_flags`.
   std::unique_ptr<rrh::test::child_process> launch(const std::string& node,
@@ -45,14 +38,6 @@ struct stack {
         std::vector<std::string>{"RRH_RETRANSMIT_INITIAL_MS=100", "RRH_RETRANSMIT_MAX_MS=500"});
   }
 
-  bool wait_for(const std::function<bool()>& condition, std::chrono::milliseconds deadline = 20s) {
-    return wait_until(
-        [&] {
-          recorder.pump();
-          return condition();
-        },
-        deadline);
-  }
 
   /// Incarnations of `node` that registered an agent, in order of first appearance.
   std::vector<std::uint64_t> incarnations_of(const std::string& node) const {
@@ -74,13 +59,6 @@ struct stack {
     return count;
   }
 
-  rrh::test::broker_process broker;
-  rrh::test::scratch_directory scratch;
-  std::string config_path;
-  std::string state_path;
-  std::unique_ptr<rrh::test::processor_process> processor;
-  rrh::test::sockets context;
-  rrh::test::bus_recorder recorder{context, broker.events_out};
 };
 
 /// Pids of the children the launcher started, from its "child pid=N started" lines.

@@ -8,8 +8,7 @@
 #include <set>
 #include <sys/wait.h>
 
-#include "bus_recorder.hpp"
-#include "processor_fixture.hpp"
+#include "processor_stack.hpp"
 #include "rrh/shim.hpp"
 
 using namespace std::chrono_literals;
@@ -17,16 +16,8 @@ using rrh::test::wait_until;
 
 namespace {
 
-struct stack {
-  explicit stack(const std::string& name, const std::map<std::string, std::string>& overrides = {})
-      : scratch(name),
-        config_path(scratch.file("rrh.yaml")),
-        state_path(scratch.file("state.db")) {
-    auto resilience = rrh::test::test_speed_resilience();
-    for (const auto& [key, value] : overrides) resilience[key] = value;
-    rrh::test::write_file(config_path, rrh::test::resilience_yaml(resilience));
-    processor = std::make_unique<rrh::test::processor_process>(broker, config_path, state_path);
-  }
+struct stack : rrh::test::processor_stack {
+  using processor_stack::processor_stack;
 
   std::unique_ptr<rrh::test::child_process> agent(const std::string& node, std::vector<std::string> flags) {
     std::vector<std::string> arguments = {"--node", node, "--events", broker.events_in, "--commands",
@@ -37,22 +28,7 @@ struct stack {
         std::vector<std::string>{"RRH_RETRANSMIT_INITIAL_MS=100", "RRH_RETRANSMIT_MAX_MS=500"});
   }
 
-  bool wait_for(const std::function<bool()>& condition, std::chrono::milliseconds deadline = 20s) {
-    return wait_until(
-        [&] {
-          recorder.pump();
-          return condition();
-        },
-        deadline);
-  }
 
-  rrh::test::broker_process broker;
-  rrh::test::scratch_directory scratch;
-  std::string config_path;
-  std::string state_path;
-  std::unique_ptr<rrh::test::processor_process> processor;
-  rrh::test::sockets context;
-  rrh::test::bus_recorder recorder{context, broker.events_out};
 };
 
 double elapsed_ms(std::chrono::steady_clock::time_point from, std::chrono::steady_clock::time_point to) {

@@ -20,18 +20,11 @@ using rrh::test::tree;
 using rrh::test::tree_list;
 using rrh::test::tree_map;
 
-tree golden_tree(std::string_view prefix, std::string_view kind) {
-  return rrh::test::parse(golden_vector(prefix, kind));
-}
+using rrh::test::golden_tree;
 
-rrh::expected<rrh::event> decode_event(const tree& message) {
-  const auto bytes = rrh::test::pack(message);
-  return rrh::decode_event(bytes.data(), bytes.size());
-}
-
+rrh::expected<rrh::event> decode_event(const tree& message) { return rrh::test::decode_event_tree(message); }
 rrh::expected<rrh::command> decode_command(const tree& message) {
-  const auto bytes = rrh::test::pack(message);
-  return rrh::decode_command(bytes.data(), bytes.size());
+  return rrh::test::decode_command_tree(message);
 }
 
 // The error code of a failed decode; fails the test when the decode succeeded.

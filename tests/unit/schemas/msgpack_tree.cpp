@@ -132,4 +132,18 @@ byte_buffer golden_vector(std::string_view prefix, std::string_view kind) {
                    std::string(kind) + ".msgpack");
 }
 
+tree golden_tree(std::string_view prefix, std::string_view kind) {
+  return parse(golden_vector(prefix, kind));
+}
+
+expected<event> decode_event_tree(const tree& message) {
+  const auto bytes = pack(message);
+  return rrh::decode_event(bytes.data(), bytes.size());
+}
+
+expected<command> decode_command_tree(const tree& message) {
+  const auto bytes = pack(message);
+  return rrh::decode_command(bytes.data(), bytes.size());
+}
+
 }  // namespace rrh::test

@@ -9,6 +9,7 @@
 #include <variant>
 #include <vector>
 
+#include "rrh/codec.hpp"
 #include "rrh/protocol.hpp"
 
 namespace rrh::test {
@@ -59,5 +60,12 @@ byte_buffer read_file(const std::string& path);
 
 /// The bytes of golden vector `<prefix>.<kind>.msgpack` ("event", "task.failed").
 byte_buffer golden_vector(std::string_view prefix, std::string_view kind);
+
+/// A golden vector as a tree, to change one key of it.
+tree golden_tree(std::string_view prefix, std::string_view kind);
+
+/// Packs `message` and decodes it as an event / a command.
+expected<event> decode_event_tree(const tree& message);
+expected<command> decode_command_tree(const tree& message);
 
 }  // namespace rrh::test
