@@ -230,10 +230,12 @@ sleep 0.5
 # ------------------------------------------------------------------------- agents
 # Every agent process runs under rrh-launch, its supervisor: the launcher reports a
 # crash at once and restarts the process when (and only when) the processor says so.
+# `start` runs this in a background subshell; exec makes that subshell the launcher
+# itself, so the pid `start` records is the launcher's and stopping it stops its child.
 launch() {
   local node="$1"
   shift
-  "$bin_dir/rrh-launch" --node "$node" --events "$events_in" --commands "$commands_out" \
+  exec "$bin_dir/rrh-launch" --node "$node" --events "$events_in" --commands "$commands_out" \
     --heartbeat-ms 200 --grace-ms 2000 "$@"
 }
 agent_flags=(--task-ms 200 --heartbeat-ms 200 --episode demo)
@@ -291,6 +293,8 @@ timing_status=0
 # ----------------------------------------------------------------------- shutdown
 stop_all
 trap - INT TERM EXIT
+leftovers="$(pgrep -f "^$bin_dir/rrh-" || true)"
+[[ -z "$leftovers" ]] || say "warning: processes still running after the demo: $leftovers"
 [[ "$state_dir" == /dev/shm/rrh-quickstart.* ]] && rm -rf "$state_dir"
 if ((timing_status != 0)); then
   say "some retries came later than their delay + 50 ms (see above)"
