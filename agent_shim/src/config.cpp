@@ -52,6 +52,13 @@ status parse_overflow(shim_config& config, const std::string& key, const std::st
   return ok();
 }
 
+status parse_security(shim_config& config, const std::string& key, const std::string& value) {
+  auto parsed = parse_bus_security(value, "'" + key + "'");
+  if (!parsed) return parsed.error();
+  config.security = parsed.value();
+  return ok();
+}
+
 struct config_key {
   const char* name;
   const char* environment;
@@ -76,6 +83,9 @@ const std::vector<config_key>& config_keys() {
        number(&shim_config::command_dedup_window)},
       {"command_queue_max", "RRH_COMMAND_QUEUE_MAX", number(&shim_config::command_queue_max)},
       {"supervisor", "RRH_SUPERVISOR", text(&shim_config::supervisor)},
+      {"security", "RRH_SECURITY", parse_security},
+      {"curve_secret_key_file", "RRH_CURVE_SECRET_KEY_FILE", text(&shim_config::curve_secret_key_file)},
+      {"curve_server_key_file", "RRH_CURVE_SERVER_KEY_FILE", text(&shim_config::curve_server_key_file)},
   };
   return keys;
 }
@@ -162,6 +172,18 @@ status shim_config::validate() const {
                        check_range("command_dedup_window", command_dedup_window, 1, 10'000'000),
                        check_range("command_queue_max", command_queue_max, 1, 1'000'000)}) {
     if (!checked) return checked;
+  }
+  if (security == bus_security::curve) {
+    if (!curve_available()) return make_error(errc::config, "security: curve, but this libzmq has no CURVE support");
+    if (curve_secret_key_file.empty()) {
+      return make_error(errc::config, "curve_secret_key_file: required with security: curve");
+    }
+    if (curve_server_key_file.empty()) {
+      return make_error(errc::config, "curve_server_key_file: required with security: curve");
+    }
+    if (auto keys = load_client_keys(curve_secret_key_file, curve_server_key_file); !keys) {
+      return keys.error();
+    }
   }
   return ok();
 }

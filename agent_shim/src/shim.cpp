@@ -74,6 +74,7 @@ struct shim::impl {
 
   // Configuration and identity: fixed after construction.
   shim_config config;
+  curve_client_keys curve_keys;  ///< read once at construction (security: curve)
   const clock& time_source;
   const std::uint64_t incarnation;
 
@@ -182,9 +183,14 @@ struct shim::impl {
     try {
       publisher.set(zmq::sockopt::linger, socket_linger_ms);
       publisher.set(zmq::sockopt::sndhwm, publish_hwm);
-      publisher.connect(config.events_endpoint);
       receiver.set(zmq::sockopt::linger, 0);
-      receiver.set(zmq::sockopt::routing_id, config.node_id);
+      if (config.security == bus_security::curve) {
+        make_curve_client(publisher, curve_keys);
+        make_curve_client(receiver, curve_keys);
+      } else {
+        receiver.set(zmq::sockopt::routing_id, config.node_id);
+      }
+      publisher.connect(config.events_endpoint);
       receiver.connect(config.commands_endpoint);
     } catch (const zmq::error_t& failure) {
       spdlog::error("rrh shim {}: cannot connect: {}", config.node_id, failure.what());
@@ -216,7 +222,10 @@ struct shim::impl {
       }
       for (auto& message : outgoing) publish(publisher, message);
       for (auto& message : resend) publish(publisher, message);
-      if (heartbeat_due) send_heartbeat(publisher);
+      if (heartbeat_due) {
+        send_heartbeat(publisher);
+        send_hello(receiver);
+      }
       if (stop) break;
 
       zmq::pollitem_t items[] = {{receiver.handle(), 0, ZMQ_POLLIN, 0},
@@ -259,6 +268,18 @@ struct shim::impl {
       ++counters.heartbeats_sent;
     }
     publish(publisher, message);
+  }
+
+  // With CURVE the broker addresses this node's commands to the connection whose hello
+  // came with the node's key; repeated with every heartbeat, so a reconnection (a broker
+  // restart) is learned within one interval.
+  void send_hello(zmq::socket_t& receiver) {
+    if (config.security != bus_security::curve) return;
+    try {
+      (void)receiver.send(zmq::buffer(config.node_id), zmq::send_flags::dontwait);
+    } catch (const zmq::error_t& failure) {
+      if (throttle.admit("hello") > 0) spdlog::warn("rrh shim {}: hello failed: {}", config.node_id, failure.what());
+    }
   }
 
   void receive_commands(zmq::socket_t& receiver) {
@@ -413,7 +434,14 @@ struct shim::impl {
 shim::shim(shim_config config, const clock& time) {
   if (config.node_id.empty()) config.node_id = shim_detail::default_node_id();
   if (auto valid = config.validate(); !valid) throw std::invalid_argument(valid.error().detail);
+  curve_client_keys keys;
+  if (config.security == bus_security::curve) {
+    auto loaded = load_client_keys(config.curve_secret_key_file, config.curve_server_key_file);
+    if (!loaded) throw std::invalid_argument(loaded.error().detail);
+    keys = std::move(loaded.value());
+  }
   impl_ = std::make_unique<impl>(std::move(config), time);
+  impl_->curve_keys = std::move(keys);
   impl_->wake_fd = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
   if (impl_->wake_fd < 0) throw std::runtime_error("rrh shim: eventfd failed");
   impl_->io_thread = std::thread([this] { impl_->run_io(); });

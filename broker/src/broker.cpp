@@ -27,10 +27,12 @@ std::string_view view_of(const zmq::message_t& message) {
   return {static_cast<const char*>(message.data()), message.size()};
 }
 
-/// Binds one socket and warns when the address is reachable from other machines.
-void bind_socket(zmq::socket_t& socket, const std::string& endpoint, const std::string& role) {
+/// Binds one socket and, without CURVE, warns when the address is reachable from other
+/// machines.
+void bind_socket(zmq::socket_t& socket, const std::string& endpoint, const std::string& role,
+                 bus_security security) {
   bind_or_throw(socket, endpoint, role);
-  if (!is_local_endpoint(endpoint)) {
+  if (security == bus_security::none && !is_local_endpoint(endpoint)) {
     spdlog::warn(
         "{} is bound to non-loopback '{}': the bus is reachable from the network "
         "and carries no authentication",
@@ -61,8 +63,12 @@ status check_command_frames(std::string_view target, std::string_view kind,
   return ok();
 }
 
-broker::broker(zmq::context_t& context, const config& settings)
-    : events_in_(context, zmq::socket_type::xsub),
+broker::broker(zmq::context_t& context, const config& settings, const security_setup& security)
+    : security_(security.mode),
+      own_key_(security.own.public_key),
+      processor_key_(security.processor_key),
+      allowed_(settings.curve_allowed_keys_dir),
+      events_in_(context, zmq::socket_type::xsub),
       events_out_(context, zmq::socket_type::xpub),
       commands_in_(context, zmq::socket_type::pull),
       commands_out_(context, zmq::socket_type::router),
@@ -74,17 +80,38 @@ broker::broker(zmq::context_t& context, const config& settings)
   commands_in_.set(zmq::sockopt::maxmsgsize, transport_frame_bytes_max);
   commands_out_.set(zmq::sockopt::sndhwm, command_hwm_messages);
   commands_out_.set(zmq::sockopt::router_mandatory, true);
-  commands_out_.set(zmq::sockopt::router_handover, true);
+  // Without CURVE a restarted node takes its routing id (its node id) over at once. With
+  // CURVE nodes connect without a routing id and are addressed by the one the ROUTER
+  // generates, learned from a hello signed by the node's key; handover off then keeps a
+  // peer from claiming a routing id that is in use.
+  commands_out_.set(zmq::sockopt::router_handover, security_ == bus_security::none);
   // Shims never send on their DEALER; a tight cap keeps a misbehaving one from filling memory.
   commands_out_.set(zmq::sockopt::maxmsgsize, std::int64_t{65'536});
   for (auto* socket : {&events_in_, &events_out_, &commands_in_, &commands_out_}) {
     socket->set(zmq::sockopt::linger, socket_linger_ms);
   }
 
-  bind_socket(events_in_, settings.events_in, "events-in");
-  bind_socket(events_out_, settings.events_out, "events-out");
-  bind_socket(commands_in_, settings.commands_in, "commands-in");
-  bind_socket(commands_out_, settings.commands_out, "commands-out");
+  if (security_ == bus_security::curve) {
+    if (auto loaded = allowed_.load("curve_allowed_keys_dir"); !loaded) {
+      throw std::runtime_error(loaded.error().detail);
+    }
+    zap_ = std::make_unique<zap_handler>(
+        context, [this](std::string_view domain, const std::string& key) { return authorize(domain, key); });
+    make_curve_server(events_in_, security.own, zap_domain_events_in);
+    make_curve_server(events_out_, security.own, zap_domain_events_out);
+    make_curve_server(commands_in_, security.own, zap_domain_commands_in);
+    make_curve_server(commands_out_, security.own, zap_domain_commands_out);
+    spdlog::info("CURVE on: {} allowed keys in {}; commands-in accepts {}", allowed_.size(),
+                 allowed_.directory(), processor_key_.empty() ? "any allowed key" : "the processor's key only");
+    if (processor_key_.empty()) {
+      spdlog::warn(
+          "no curve_processor_key_file: any allowed key may push commands to commands-in");
+    }
+  }
+  bind_socket(events_in_, settings.events_in, "events-in", security_);
+  bind_socket(events_out_, settings.events_out, "events-out", security_);
+  bind_socket(commands_in_, settings.commands_in, "commands-in", security_);
+  bind_socket(commands_out_, settings.commands_out, "commands-out", security_);
   endpoints_ = {bound_endpoint(events_in_), bound_endpoint(events_out_),
                 bound_endpoint(commands_in_), bound_endpoint(commands_out_)};
 }
@@ -106,19 +133,25 @@ void broker::run(int stop_fd) {
     commands_in_item,
     events_out_item,
     events_in_item,
-    commands_out_item
+    commands_out_item,
+    zap_item
   };
-  std::array<zmq::pollitem_t, 5> items{{
+  std::array<zmq::pollitem_t, 6> items{{
       {nullptr, stop_fd, ZMQ_POLLIN, 0},
       {commands_in_.handle(), 0, ZMQ_POLLIN, 0},
       {events_out_.handle(), 0, ZMQ_POLLIN, 0},
       {events_in_.handle(), 0, ZMQ_POLLIN, 0},
       {commands_out_.handle(), 0, ZMQ_POLLIN, 0},
+      {zap_ ? zap_->socket().handle() : nullptr, 0, ZMQ_POLLIN, 0},
   }};
+  // Without CURVE there is no ZAP socket: the last item is left out of the poll.
+  const std::size_t polled = zap_ ? items.size() : items.size() - 1;
   while (true) {
     try {
-      zmq::poll(items.data(), items.size(), std::chrono::milliseconds{-1});
+      zmq::poll(items.data(), polled, std::chrono::milliseconds{-1});
       if ((items[stop_item].revents & ZMQ_POLLIN) != 0) return;
+      // Authentication first: a handshake waits for its answer.
+      if (zap_ && (items[zap_item].revents & ZMQ_POLLIN) != 0) zap_->handle_requests();
       // Commands first: they are few and latency matters more for them than for events.
       if ((items[commands_in_item].revents & ZMQ_POLLIN) != 0) relay_commands();
       if ((items[events_out_item].revents & ZMQ_POLLIN) != 0) forward_subscriptions();
@@ -137,6 +170,10 @@ void broker::run(int stop_fd) {
 }
 
 void broker::forward_events() {
+  if (security_ == bus_security::curve) {
+    forward_authenticated_events();
+    return;
+  }
   for (std::size_t moved = 0; moved < event_batch_max; ++moved) {
     if (!events_in_.recv(scratch_, zmq::recv_flags::dontwait)) return;
     // The remaining frames of a multipart message are already here: libzmq delivers
@@ -148,6 +185,103 @@ void broker::forward_events() {
     events_out_.send(scratch_, zmq::send_flags::none);
     ++stats_.events_forwarded;
   }
+}
+
+void broker::forward_authenticated_events() {
+  for (std::size_t moved = 0; moved < event_batch_max; ++moved) {
+    if (!events_in_.recv(topic_, zmq::recv_flags::dontwait)) return;
+    std::size_t frame_count = 1;
+    bool more = topic_.more();
+    if (more) {
+      (void)events_in_.recv(scratch_, zmq::recv_flags::none);
+      ++frame_count;
+      more = scratch_.more();
+    }
+    if (more) {
+      zmq::message_t extra;
+      while (more) {
+        (void)events_in_.recv(extra, zmq::recv_flags::none);
+        more = extra.more();
+        ++frame_count;
+      }
+    }
+    if (frame_count != event_frame_count) {
+      // A third frame would pass for the broker's own sender-key frame: drop the message.
+      ++stats_.malformed;
+      if (const auto count = throttle_.admit("event_frames"); count > 0) {
+        spdlog::warn("dropped an event of {} frames (expected [topic][body]) ({} since last report)",
+                     frame_count, count);
+      }
+      continue;
+    }
+    // The User-Id the ZAP handler gave this connection: the publisher's Z85 public key.
+    const char* key = scratch_.gets("User-Id");
+    events_out_.send(topic_, zmq::send_flags::sndmore);
+    events_out_.send(scratch_, zmq::send_flags::sndmore);
+    events_out_.send(zmq::buffer(std::string_view(key)), zmq::send_flags::none);
+    ++stats_.events_forwarded;
+  }
+}
+
+bool broker::authorize(std::string_view domain, const std::string& key) {
+  const bool is_processor = !processor_key_.empty() && key == processor_key_;
+  if (domain == zap_domain_commands_in) {
+    return processor_key_.empty() ? allowed_.allows(key) : is_processor;
+  }
+  if (domain == zap_domain_events_in || domain == zap_domain_events_out ||
+      domain == zap_domain_commands_out) {
+    return is_processor || allowed_.allows(key);
+  }
+  return false;
+}
+
+void broker::handle_hello(const zmq::message_t& routing_id, zmq::message_t& hello) {
+  const auto node = view_of(hello);
+  if (!is_valid_id(node)) {
+    note_malformed("hello", "hello with an invalid node id");
+    return;
+  }
+  const std::string key = hello.gets("User-Id");
+  const std::string node_id(node);
+  auto bound = node_keys_.find(node_id);
+  if (bound == node_keys_.end()) {
+    if (node_keys_.size() >= node_bindings_max) {
+      ++stats_.hellos_refused;
+      if (const auto count = throttle_.admit("bindings_full"); count > 0) {
+        spdlog::error("{} nodes bound to keys: hello of '{}' refused ({} since last report)",
+                      node_bindings_max, node_id, count);
+      }
+      return;
+    }
+    bound = node_keys_.emplace(node_id, key).first;
+    spdlog::info("node '{}' bound to key {}", node_id, key);
+  }
+  if (bound->second != key) {
+    ++stats_.hellos_refused;
+    if (const auto count = throttle_.admit("hello_refused." + node_id); count > 0) {
+      spdlog::warn(
+          "refused a hello for node '{}' from key {}: the node is bound to key {} ({} since "
+          "last report)",
+          node_id, key, bound->second, count);
+    }
+    return;
+  }
+  auto& route = node_routes_[node_id];
+  const auto routing = view_of(routing_id);
+  if (route != routing) {
+    route.assign(routing.data(), routing.size());
+    ++stats_.hellos;
+  }
+}
+
+void broker::send_own_event(std::string_view topic, zmq::message_t& body) {
+  events_out_.send(zmq::buffer(topic), zmq::send_flags::sndmore);
+  if (security_ == bus_security::none) {
+    events_out_.send(body, zmq::send_flags::none);
+    return;
+  }
+  events_out_.send(body, zmq::send_flags::sndmore);
+  events_out_.send(zmq::buffer(own_key_), zmq::send_flags::none);
 }
 
 void broker::forward_subscriptions() {
@@ -195,6 +329,15 @@ void broker::relay_one(zmq::message_t& target, zmq::message_t& kind, zmq::messag
 
   const std::string target_copy(target_id);  // `target` is emptied by the send below
   const std::string kind_copy(kind_name_text);
+  if (security_ == bus_security::curve) {
+    // Only the connection whose hello the node's key signed receives its commands.
+    const auto route = node_routes_.find(target_copy);
+    if (route == node_routes_.end()) {
+      report_undeliverable(target_copy, kind_copy, body, "target not connected");
+      return;
+    }
+    target.rebuild(route->second.data(), route->second.size());
+  }
   try {
     if (!commands_out_.send(target, zmq::send_flags::sndmore | zmq::send_flags::dontwait)) {
       report_undeliverable(target_copy, kind_copy, body, "target queue full");
@@ -205,6 +348,7 @@ void broker::relay_one(zmq::message_t& target, zmq::message_t& kind, zmq::messag
     ++stats_.commands_relayed;
   } catch (const zmq::error_t& failure) {
     if (failure.num() != EHOSTUNREACH) throw;
+    node_routes_.erase(target_copy);  // that connection is gone; the next hello brings the new one
     report_undeliverable(target_copy, kind_copy, body, "target not connected");
   }
 }
@@ -214,8 +358,7 @@ void broker::publish_command_copy(std::string_view target, std::string_view kind
   const auto topic = command_topic(kind, target);
   zmq::message_t body_copy;
   body_copy.copy(const_cast<zmq::message_t&>(body));  // shares the buffer: no byte copy
-  events_out_.send(zmq::buffer(topic), zmq::send_flags::sndmore);
-  events_out_.send(body_copy, zmq::send_flags::none);
+  send_own_event(topic, body_copy);
 }
 
 void broker::report_undeliverable(std::string_view target, std::string_view kind,
@@ -240,8 +383,8 @@ void broker::report_undeliverable(std::string_view target, std::string_view kind
   message.body = std::move(notice);
   const auto topic = event_topic(message);
   const auto bytes = encode(message);
-  events_out_.send(zmq::buffer(topic), zmq::send_flags::sndmore);
-  events_out_.send(zmq::buffer(bytes), zmq::send_flags::none);
+  zmq::message_t body_frame(bytes.data(), bytes.size());
+  send_own_event(topic, body_frame);
   if (const auto count = throttle_.admit("undeliverable"); count > 0) {
     spdlog::info("command {} for '{}' undeliverable: {} ({} since last report)", kind, target,
                  reason, count);
@@ -250,8 +393,19 @@ void broker::report_undeliverable(std::string_view target, std::string_view kind
 
 void broker::discard_commands_out_input() {
   for (std::size_t handled = 0; handled < ignored_batch_max; ++handled) {
-    if (!commands_out_.recv(scratch_, zmq::recv_flags::dontwait)) return;
-    while (scratch_.more()) (void)commands_out_.recv(scratch_, zmq::recv_flags::none);
+    if (!commands_out_.recv(topic_, zmq::recv_flags::dontwait)) return;  // the routing id
+    std::size_t frames = 1;
+    bool more = topic_.more();
+    while (more) {
+      (void)commands_out_.recv(scratch_, zmq::recv_flags::none);
+      more = scratch_.more();
+      ++frames;
+    }
+    // With CURVE a node says hello: [routing id][node id], signed by its connection's key.
+    if (security_ == bus_security::curve && frames == 2) {
+      handle_hello(topic_, scratch_);
+      continue;
+    }
     ++stats_.ignored;
     if (const auto count = throttle_.admit("ignored"); count > 0) {
       spdlog::debug("ignored a message sent to commands-out ({} since last report)", count);

@@ -5,12 +5,15 @@
 /// that matters.
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 
 #include <zmq.hpp>
 
 #include "config.hpp"
+#include "rrh/curve.hpp"
 #include "rrh/expected.hpp"
 #include "rrh/log.hpp"
 
@@ -41,6 +44,17 @@ inline constexpr std::size_t command_batch_max = 256;
 inline constexpr std::size_t ignored_batch_max = 256;
 /// Frames of a command on commands-in: [target node id][command kind][body].
 inline constexpr std::size_t command_frame_count = 3;
+/// Frames of an event on events-in: [topic][body]. With CURVE the broker forwards
+/// [topic][body][sender key] and drops anything else, so the key frame cannot be forged.
+inline constexpr std::size_t event_frame_count = 2;
+/// Node ids bound to a key (and routes to them) kept for the broker's lifetime, with
+/// CURVE: past this, hellos of new nodes are refused and counted.
+inline constexpr std::size_t node_bindings_max = 1'000'000;
+/// ZAP domains, one per socket, so the handler knows what a peer connects to.
+inline constexpr std::string_view zap_domain_events_in = "events-in";
+inline constexpr std::string_view zap_domain_events_out = "events-out";
+inline constexpr std::string_view zap_domain_commands_in = "commands-in";
+inline constexpr std::string_view zap_domain_commands_out = "commands-out";
 /// Node id the broker uses as sender of the events it publishes itself.
 inline constexpr std::string_view broker_node_id = "broker";
 
@@ -54,6 +68,8 @@ struct stats {
   std::uint64_t malformed = 0;                ///< bad input dropped (frames, ids, sizes, bodies)
   std::uint64_t ignored = 0;                  ///< messages shims sent to commands-out
   std::uint64_t socket_errors = 0;            ///< unexpected zmq errors survived by the loop
+  std::uint64_t hellos = 0;                   ///< CURVE: hellos that (re)bound a node's route
+  std::uint64_t hellos_refused = 0;           ///< CURVE: hellos for a node bound to another key
 };
 
 /// The actual endpoints after binding (the port chosen for `tcp://host:*`).
@@ -75,7 +91,8 @@ status check_command_frames(std::string_view target, std::string_view kind, std:
 /// closes the sockets so that the context terminates promptly.
 class broker {
  public:
-  broker(zmq::context_t& context, const config& settings);
+  broker(zmq::context_t& context, const config& settings,
+         const security_setup& security = security_setup{});
   ~broker();
   broker(const broker&) = delete;
   broker& operator=(const broker&) = delete;
@@ -89,9 +106,15 @@ class broker {
 
   /// Counters so far.
   const stats& counters() const { return stats_; }
+  /// Answers of the ZAP handler (all zero without CURVE).
+  zap_stats authentication_counters() const { return zap_ ? zap_->counters() : zap_stats{}; }
 
  private:
   void forward_events();
+  void forward_authenticated_events();
+  bool authorize(std::string_view domain, const std::string& key);
+  void handle_hello(const zmq::message_t& routing_id, zmq::message_t& hello);
+  void send_own_event(std::string_view topic, zmq::message_t& body);
   void forward_subscriptions();
   void relay_commands();
   void discard_commands_out_input();
@@ -102,12 +125,20 @@ class broker {
                             const zmq::message_t& body, std::string_view reason);
   void note_malformed(const std::string& key, const std::string& detail);
 
+  bus_security security_;
+  std::string own_key_;        ///< Z85 public key appended to the broker's own events (curve)
+  std::string processor_key_;  ///< only key allowed on commands-in when set (curve)
+  allowed_keys allowed_;
+  std::unique_ptr<zap_handler> zap_;  ///< created before the sockets bind (curve)
+  std::unordered_map<std::string, std::string> node_keys_;    ///< node id -> key, first wins
+  std::unordered_map<std::string, std::string> node_routes_;  ///< node id -> ROUTER routing id
   zmq::socket_t events_in_;
   zmq::socket_t events_out_;
   zmq::socket_t commands_in_;
   zmq::socket_t commands_out_;
   bound_endpoints endpoints_;
   std::uint64_t incarnation_;
+  zmq::message_t topic_;    ///< CURVE: the topic frame held until the body is checked
   zmq::message_t scratch_;  ///< reused for every forwarded frame: recv fills it, send empties it
   stats stats_;
   log_throttle throttle_;

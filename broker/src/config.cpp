@@ -20,12 +20,16 @@ expected<config> load_config_file(const std::string& path, config base) {
   if (!root.IsMap()) {
     return make_error(errc::config, "config file '" + path + "': expected a mapping of keys");
   }
-  const std::array<std::pair<const char*, std::string*>, 5> keys{{
+  const std::array<std::pair<const char*, std::string*>, 9> keys{{
       {"events_in", &base.events_in},
       {"events_out", &base.events_out},
       {"commands_in", &base.commands_in},
       {"commands_out", &base.commands_out},
       {"log_level", &base.log_level},
+      {"security", &base.security},
+      {"curve_secret_key_file", &base.curve_secret_key_file},
+      {"curve_allowed_keys_dir", &base.curve_allowed_keys_dir},
+      {"curve_processor_key_file", &base.curve_processor_key_file},
   }};
   for (const auto& entry : root) {
     std::string key;
@@ -42,7 +46,8 @@ expected<config> load_config_file(const std::string& path, config base) {
       return make_error(errc::config,
                         "config file '" + path + "': unknown key '" + key +
                             "' (known: events_in, events_out, commands_in, commands_out, "
-                            "log_level)");
+                            "log_level, security, curve_secret_key_file, "
+                            "curve_allowed_keys_dir, curve_processor_key_file)");
     }
     if (!entry.second.IsScalar()) {
       return make_error(errc::config,
@@ -51,6 +56,34 @@ expected<config> load_config_file(const std::string& path, config base) {
     *target = entry.second.as<std::string>();
   }
   return base;
+}
+
+expected<security_setup> load_security(const config& settings) {
+  security_setup setup;
+  auto mode = parse_bus_security(settings.security, "security");
+  if (!mode) return mode.error();
+  setup.mode = mode.value();
+  if (setup.mode == bus_security::none) return setup;
+  if (!curve_available()) {
+    return make_error(errc::config, "security: curve, but this libzmq has no CURVE support");
+  }
+  if (settings.curve_secret_key_file.empty()) {
+    return make_error(errc::config, "curve_secret_key_file: required with security: curve");
+  }
+  auto own = read_secret_key_file(settings.curve_secret_key_file, "curve_secret_key_file");
+  if (!own) return own.error();
+  setup.own = std::move(own.value());
+  if (settings.curve_allowed_keys_dir.empty()) {
+    return make_error(errc::config, "curve_allowed_keys_dir: required with security: curve");
+  }
+  allowed_keys allowed(settings.curve_allowed_keys_dir);
+  if (auto loaded = allowed.load("curve_allowed_keys_dir"); !loaded) return loaded.error();
+  if (!settings.curve_processor_key_file.empty()) {
+    auto processor = read_public_key_file(settings.curve_processor_key_file, "curve_processor_key_file");
+    if (!processor) return processor.error();
+    setup.processor_key = std::move(processor.value());
+  }
+  return setup;
 }
 
 }  // namespace rrh::broker

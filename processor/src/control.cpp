@@ -307,6 +307,7 @@ std::string write_status(const rrh::engine::engine& engine, const processor_stat
   object_writer(writer.raw("processor"))
       .number("events_received", status.events_received)
       .number("events_malformed", status.events_malformed)
+      .number("events_rejected", status.events_rejected)
       .number("batches_committed", status.batches_committed)
       .number("store_commit_us_last", status.store_commit_us_last)
       .number("commands_sent", status.commands_sent)

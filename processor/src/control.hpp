@@ -79,6 +79,7 @@ struct processor_status {
   std::uint64_t uptime_ms = 0;
   std::uint64_t events_received = 0;
   std::uint64_t events_malformed = 0;
+  std::uint64_t events_rejected = 0;  ///< curve: events of a node id bound to another key
   std::uint64_t batches_committed = 0;
   std::uint64_t store_commit_us_last = 0;  ///< duration of the latest store commit
   std::uint64_t commands_sent = 0;

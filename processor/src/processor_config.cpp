@@ -29,6 +29,21 @@ struct text_key {
 
 constexpr std::string_view resilience_section = "resilience";
 
+/// Top-level string keys that may be empty: the CURVE key files, used with `security: curve`.
+const std::array<text_key, 4>& security_keys() {
+  static const std::array<text_key, 4> keys{{
+      {"security", &processor_settings::security,
+       "none, or curve: every socket authenticated and encrypted"},
+      {"curve_secret_key_file", &processor_settings::curve_secret_key_file,
+       "curve: this processor's secret key (rrh-ctl keygen)"},
+      {"curve_server_key_file", &processor_settings::curve_server_key_file,
+       "curve: the broker's public key"},
+      {"curve_allowed_keys_dir", &processor_settings::curve_allowed_keys_dir,
+       "curve: public keys (*.key) allowed on the control socket"},
+  }};
+  return keys;
+}
+
 const std::array<text_key, 7>& text_keys() {
   static const std::array<text_key, 7> keys{{
       {"events", &processor_settings::events_endpoint, "SUB, connects to the broker's events-out"},
@@ -43,6 +58,17 @@ const std::array<text_key, 7>& text_keys() {
        "trace, debug, info, warn, error, critical or off"},
   }};
   return keys;
+}
+
+/// The top-level string key named `name`, required or security, or nullptr.
+const text_key* find_text_key(std::string_view name) {
+  for (const auto& key : text_keys()) {
+    if (key.name == name) return &key;
+  }
+  for (const auto& key : security_keys()) {
+    if (key.name == name) return &key;
+  }
+  return nullptr;
 }
 
 constexpr std::array<std::string_view, 7> log_levels{"trace", "debug",    "info", "warn",
@@ -133,6 +159,7 @@ status check_settings(const processor_settings& settings) {
                                         std::to_string(id_length_max) +
                                         " of A-Z a-z 0-9 . _ : @ -)");
   }
+  if (auto mode = parse_bus_security(settings.security, "security"); !mode) return mode.error();
   if (std::find(log_levels.begin(), log_levels.end(), settings.log_level) == log_levels.end()) {
     return make_error(errc::config, "log_level: unknown level '" + settings.log_level +
                                         "' (trace, debug, info, warn, error, critical or off)");
@@ -222,14 +249,13 @@ expected<processor_settings> parse_processor_settings(const std::string& yaml_te
       }
       continue;
     }
-    const auto& keys_known = text_keys();
-    const auto known =
-        std::find_if(keys_known.begin(), keys_known.end(),
-                     [&](const text_key& candidate) { return candidate.name == key; });
-    if (known == keys_known.end()) {
+    const text_key* known = find_text_key(key);
+    if (known == nullptr) {
       return make_error(errc::config, where + key +
                                           ": unknown key (known: events, publish, commands, "
-                                          "control, state, node_id, log_level, resilience)");
+                                          "control, state, node_id, log_level, security, "
+                                          "curve_secret_key_file, curve_server_key_file, "
+                                          "curve_allowed_keys_dir, resilience)");
     }
     if (!entry.second.IsScalar()) {
       return make_error(errc::config, where + key + ": needs a single value");
@@ -251,12 +277,37 @@ expected<processor_settings> load_processor_settings(const std::string& yaml_pat
   return parse_processor_settings(text.str(), "config file '" + yaml_path + "'");
 }
 
+expected<processor_security> load_processor_security(const processor_settings& settings) {
+  processor_security loaded;
+  auto mode = parse_bus_security(settings.security, "security");
+  if (!mode) return mode.error();
+  loaded.mode = mode.value();
+  if (loaded.mode == bus_security::none) return loaded;
+  if (!curve_available()) {
+    return make_error(errc::config, "security: curve, but this libzmq has no CURVE support");
+  }
+  for (const auto& key : security_keys()) {
+    if ((settings.*key.member).empty()) {
+      return make_error(errc::config, std::string(key.name) + ": required with security: curve");
+    }
+  }
+  auto keys = load_client_keys(settings.curve_secret_key_file, settings.curve_server_key_file);
+  if (!keys) return keys.error();
+  loaded.keys = std::move(keys.value());
+  allowed_keys control_keys(settings.curve_allowed_keys_dir);
+  if (auto read = control_keys.load("curve_allowed_keys_dir"); !read) return read.error();
+  return loaded;
+}
+
 std::string render_processor_settings(const processor_settings& settings) {
   std::ostringstream out;
   out << "# rrh-processor configuration. Durations are seconds (fractions allowed) or text with\n"
          "# a unit: \"250ms\", \"2s\", \"5m\", \"1h\". Keys marked (seed) keep the seed's "
          "meaning.\n";
   for (const auto& key : text_keys()) {
+    write_line(out, "", key.name, quote(settings.*key.member), key.meaning);
+  }
+  for (const auto& key : security_keys()) {
     write_line(out, "", key.name, quote(settings.*key.member), key.meaning);
   }
   out << resilience_section << ":\n";

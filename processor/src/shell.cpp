@@ -3,13 +3,16 @@
 #include <spdlog/spdlog.h>
 
 #include <array>
+#include <memory>
 #include <optional>
 #include <random>
+#include <unordered_map>
 #include <zmq.hpp>
 
 #include "commit.hpp"
 #include "control.hpp"
 #include "rrh/codec.hpp"
+#include "rrh/curve.hpp"
 #include "rrh/engine/engine.hpp"
 #include "rrh/log.hpp"
 #include "rrh/signals.hpp"
@@ -30,6 +33,13 @@ constexpr std::array subscribed_kinds = {
 /// Largest control frame accepted; requests are a few words.
 constexpr std::int64_t control_frame_bytes_max = 64 * 1024;
 
+/// ZAP domain of the control socket.
+constexpr std::string_view control_zap_domain = "control";
+
+/// Frames of a bus event: [topic][body], and with CURVE the broker's [sender key] after.
+constexpr std::size_t event_frames_plain = 2;
+constexpr std::size_t event_frames_curve = 3;
+
 /// Send high-water marks: bursts of commands and derived events queue rather than drop.
 constexpr int send_hwm = 1'000'000;
 
@@ -41,8 +51,10 @@ std::uint64_t random_incarnation() {
 
 class processor_shell {
  public:
-  processor_shell(const processor_settings& settings, const clock& time)
+  processor_shell(const processor_settings& settings, const processor_security& security, const clock& time)
       : settings_(settings),
+        security_(security),
+        control_keys_(settings.curve_allowed_keys_dir),
         clock_(time),
         engine_(settings.resilience),
         incarnation_(random_incarnation()),
@@ -82,15 +94,20 @@ class processor_shell {
     auto loaded = store_->load();
     if (!loaded) return make_error(loaded.error().code, "cannot load the state store: " + loaded.error().detail);
     engine_.restore(loaded.value(), now());
+    auto bindings = store_->load_node_keys();
+    if (!bindings) return make_error(bindings.error().code, "cannot load node keys: " + bindings.error().detail);
+    for (auto& [node, key] : bindings.value()) node_keys_.emplace(std::move(node), std::move(key));
     spdlog::info("state {}: {} agents, {} tasks, {} pending commands restored", settings_.state_path,
                  engine_.agent_count(), engine_.task_count(), engine_.pending_count());
     return ok();
   }
 
   void open_sockets() {
-    const auto make = [this](zmq::socket_type type) {
+    const bool curve = security_.mode == bus_security::curve;
+    const auto make = [this, curve](zmq::socket_type type) {
       zmq::socket_t socket(context_, type);
       socket.set(zmq::sockopt::linger, rrh::socket_linger_ms);
+      if (curve) rrh::make_curve_client(socket, security_.keys);
       return socket;
     };
     subscriber_ = make(zmq::socket_type::sub);
@@ -106,12 +123,25 @@ class processor_shell {
     pusher_ = make(zmq::socket_type::push);
     pusher_.set(zmq::sockopt::sndhwm, send_hwm);
     pusher_.connect(settings_.commands_endpoint);
-    control_ = make(zmq::socket_type::router);
+    control_ = zmq::socket_t(context_, zmq::socket_type::router);
+    control_.set(zmq::sockopt::linger, rrh::socket_linger_ms);
     // A client sending more than a request can be is disconnected before it is buffered.
     control_.set(zmq::sockopt::maxmsgsize, control_frame_bytes_max);
+    if (curve) {
+      if (auto loaded = control_keys_.load("curve_allowed_keys_dir"); !loaded) {
+        throw std::runtime_error(loaded.error().detail);
+      }
+      // The ZAP handler must be bound before the CURVE server, in the same context.
+      zap_ = std::make_unique<rrh::zap_handler>(
+          context_, [this](std::string_view domain, const std::string& key) {
+            return domain == control_zap_domain && control_keys_.allows(key);
+          });
+      rrh::make_curve_server(control_, security_.keys.own, control_zap_domain);
+    }
     rrh::bind_or_throw(control_, settings_.control_endpoint, "control");
-    if (!rrh::is_local_endpoint(settings_.control_endpoint)) {
-      spdlog::warn("control endpoint {} is not on loopback: anyone who reaches it can query state",
+    if (!curve && !rrh::is_local_endpoint(settings_.control_endpoint)) {
+      spdlog::warn("control is bound to non-loopback '{}' without CURVE: anyone who reaches it "
+                   "can query state",
                    settings_.control_endpoint);
     }
   }
@@ -138,9 +168,12 @@ class processor_shell {
       }
       zmq::pollitem_t items[] = {{subscriber_.handle(), 0, ZMQ_POLLIN, 0},
                                  {control_.handle(), 0, ZMQ_POLLIN, 0},
-                                 {nullptr, rrh::stop_fd(), ZMQ_POLLIN, 0}};
+                                 {nullptr, rrh::stop_fd(), ZMQ_POLLIN, 0},
+                                 {zap_ ? zap_->socket().handle() : nullptr, 0, ZMQ_POLLIN, 0}};
       try {
-        zmq::poll(items, 3, std::chrono::milliseconds(wait_ms));
+        // The ZAP item only with CURVE: a handshake on the control socket waits for it.
+        zmq::poll(items, zap_ ? 4 : 3, std::chrono::milliseconds(wait_ms));
+        if (zap_ && (items[3].revents & ZMQ_POLLIN) != 0) zap_->handle_requests();
       } catch (const zmq::error_t& failure) {
         if (failure.num() != EINTR) spdlog::warn("poll: {}", failure.what());
       }
@@ -148,32 +181,41 @@ class processor_shell {
   }
 
   void drain_events() {
+    const bool curve = security_.mode == bus_security::curve;
+    const std::size_t frames_expected = curve ? event_frames_curve : event_frames_plain;
     for (std::size_t count = 0; count < event_batch_max; ++count) {
-      zmq::message_t topic;
-      zmq::message_t body;
+      // [topic][body], and with CURVE [sender key]: the publisher's public key, which the
+      // broker appends after authenticating it (it drops events that bring their own).
+      std::array<zmq::message_t, event_frames_curve> frames;
+      std::size_t frame_count = 0;
       try {
-        if (!subscriber_.recv(topic, zmq::recv_flags::dontwait)) return;
-        if (!topic.more()) {
-          count_malformed("a message of one frame");
-          continue;
-        }
-        (void)subscriber_.recv(body, zmq::recv_flags::none);
-        if (body.more()) {
-          zmq::message_t rest;
-          while (body.more() && subscriber_.recv(rest, zmq::recv_flags::none)) body.swap(rest);
-          count_malformed("a message of more than two frames");
-          continue;
+        if (!subscriber_.recv(frames[0], zmq::recv_flags::dontwait)) return;
+        frame_count = 1;
+        bool more = frames[0].more();
+        zmq::message_t extra;
+        while (more) {
+          auto& into = frame_count < frames.size() ? frames[frame_count] : extra;
+          (void)subscriber_.recv(into, zmq::recv_flags::none);
+          more = into.more();
+          ++frame_count;
         }
       } catch (const zmq::error_t& failure) {
         spdlog::warn("receive: {}", failure.what());
         return;
       }
+      if (frame_count != frames_expected) {
+        count_malformed("a message of " + std::to_string(frame_count) + " frames (expected " +
+                        (curve ? "[topic][body][sender key])" : "[topic][body])"));
+        continue;
+      }
+      const auto& body = frames[1];
       ++counters_.events_received;
       auto decoded = rrh::decode_event(body.data(), body.size());
       if (!decoded) {
         count_malformed(std::string(rrh::to_string(decoded.error().code)) + ": " + decoded.error().detail);
         continue;
       }
+      if (curve && !sender_owns_node(decoded->header.node, frames[2].to_string())) continue;
       if (const auto* lost = std::get_if<events::command_undeliverable>(&decoded->body)) {
         if (throttle_.admit("undeliverable") > 0) {
           spdlog::warn("command {} ({}) for node '{}' undeliverable: {}; it will be resent while the node lives",
@@ -183,6 +225,50 @@ class processor_shell {
       }
       engine_.on_event(decoded.value(), now(), effects_);
     }
+  }
+
+  // CURVE: a node id belongs to the key that first sent an event for it (bound in the
+  // store before that event is applied). An event for a node bound to another key is
+  // rejected: counted, logged and raised as an `alert`, never applied.
+  bool sender_owns_node(const std::string& node, const std::string& key) {
+    if (!rrh::is_curve_key_text(key)) {
+      count_malformed("a sender key frame that is not a CURVE key");
+      return false;
+    }
+    const auto bound = node_keys_.find(node);
+    if (bound != node_keys_.end()) {
+      if (bound->second == key) return true;
+      reject_spoofed(node, key, bound->second);
+      return false;
+    }
+    if (node_keys_.size() >= node_key_bindings_max) {
+      reject_spoofed(node, key, "(none: the binding table is full)");
+      return false;
+    }
+    if (auto stored = store_->bind_node_key(node, key, now()); !stored) {
+      // Kept in memory regardless: the binding holds for this run, and the store is
+      // asked again after a restart.
+      spdlog::error("cannot store the key of node '{}': {}", node, stored.error().detail);
+    }
+    node_keys_.emplace(node, key);
+    spdlog::info("node '{}' bound to key {}", node, key);
+    return true;
+  }
+
+  void reject_spoofed(const std::string& node, const std::string& key, const std::string& owner) {
+    ++counters_.events_rejected;
+    const auto seen = spoof_throttle_.admit(node);
+    if (seen == 0) return;
+    spdlog::warn("rejected an event for node '{}' from key {}: the node belongs to key {} ({} since last report)",
+                 node, key, owner, seen);
+    engine::derived_event derived;
+    events::alert alert;
+    alert.severity = "critical";
+    alert.code = "node.spoofed";
+    alert.message = "events for node '" + node + "' came from key " + key + ", not from the node's key " +
+                    owner + " (" + std::to_string(seen) + " rejected); they were not applied";
+    derived.body = std::move(alert);
+    publish(derived);
   }
 
   void count_malformed(const std::string& why) {
@@ -271,6 +357,7 @@ class processor_shell {
     status.uptime_ms = static_cast<std::uint64_t>((clock_.now() - start_mono_).count());
     status.events_received = counters_.events_received;
     status.events_malformed = counters_.events_malformed;
+    status.events_rejected = counters_.events_rejected;
     status.batches_committed = store_->stats().commits;
     status.store_commit_us_last = store_->stats().last_commit_duration_us;
     status.commands_sent = counters_.commands_sent;
@@ -282,12 +369,16 @@ class processor_shell {
   struct shell_counters {
     std::uint64_t events_received = 0;
     std::uint64_t events_malformed = 0;
+    std::uint64_t events_rejected = 0;
     std::uint64_t commands_sent = 0;
     std::uint64_t commands_unsent = 0;
     std::uint64_t derived_events_published = 0;
   };
 
   const processor_settings& settings_;
+  const processor_security& security_;
+  rrh::allowed_keys control_keys_;
+  std::unordered_map<std::string, std::string> node_keys_;  ///< curve: node id -> owner's key
   const clock& clock_;
   engine::engine engine_;
   engine::effects effects_;
@@ -300,14 +391,17 @@ class processor_shell {
   zmq::socket_t publisher_;
   zmq::socket_t pusher_;
   zmq::socket_t control_;
+  std::unique_ptr<rrh::zap_handler> zap_;  ///< curve: answers the control socket's handshakes
   shell_counters counters_;
   log_throttle throttle_{mono_ms{5000}};
+  log_throttle spoof_throttle_{mono_ms{spoof_report_interval_ms}};
 };
 
 }  // namespace
 
-int run_processor(const processor_settings& settings, const clock& time) {
-  processor_shell shell(settings, time);
+int run_processor(const processor_settings& settings, const processor_security& security,
+                  const clock& time) {
+  processor_shell shell(settings, security, time);
   return shell.run();
 }
 

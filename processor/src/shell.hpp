@@ -17,11 +17,18 @@ namespace rrh::processor {
 inline constexpr std::size_t event_batch_max = 2048;
 /// Control requests answered per loop iteration.
 inline constexpr std::size_t control_batch_max = 16;
+/// Rejected events (a node id bound to another key) let through to the log and to an
+/// `alert` at most once per this interval per node, so a spoofing flood stays quiet.
+inline constexpr std::int64_t spoof_report_interval_ms = 5000;
+/// Node ids bound to keys at most; past it, events of new nodes are rejected (counted).
+inline constexpr std::size_t node_key_bindings_max = 1'000'000;
 /// Longest poll wait when no timer is due sooner.
 inline constexpr std::int64_t idle_wait_max_ms = 1000;
 
 /// Runs the processor until SIGINT/SIGTERM. Returns the process exit code: 0 after a clean
 /// stop, 1 when the store failed (nothing unsafe was acked), 2 for a startup error.
-int run_processor(const processor_settings& settings, const clock& time = system_clock::instance());
+/// `security` holds the keys load_processor_security read (mode none: plain sockets).
+int run_processor(const processor_settings& settings, const processor_security& security = {},
+                  const clock& time = system_clock::instance());
 
 }  // namespace rrh::processor

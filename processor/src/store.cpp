@@ -110,6 +110,16 @@ CREATE TABLE commands (
 );
 )sql";
 
+// Created in every file, new or of version 1, when it opens: an additive table that an
+// older build ignores, so the schema version stays 1.
+constexpr std::string_view node_keys_sql = R"sql(
+CREATE TABLE IF NOT EXISTS node_keys (
+  node       TEXT PRIMARY KEY NOT NULL,
+  public_key TEXT NOT NULL,
+  bound_ms   INTEGER NOT NULL
+) WITHOUT ROWID;
+)sql";
+
 constexpr std::array<std::string_view, 9> node_columns{
     "node", "incarnation", "applied_seq", "last_heartbeat_ms", "heartbeat_interval_ms",
     "host", "pid",         "rss_bytes",   "in_flight"};
@@ -536,11 +546,12 @@ struct store::statements {
   sqlite3_stmt* delete_episode = nullptr;
   sqlite3_stmt* upsert_command = nullptr;
   sqlite3_stmt* delete_command = nullptr;
+  sqlite3_stmt* insert_node_key = nullptr;
 
   ~statements() {
     for (auto* statement : {begin, commit, rollback, upsert_meta, upsert_node, delete_node, upsert_agent,
                             delete_agent, upsert_task, delete_task, upsert_episode, delete_episode,
-                            upsert_command, delete_command}) {
+                            upsert_command, delete_command, insert_node_key}) {
       sqlite3_finalize(statement);
     }
   }
@@ -647,6 +658,9 @@ expected<std::unique_ptr<store>> store::open(const std::string& path, store_sync
   sqlite3_busy_timeout(database, busy_timeout_ms);
 
   if (auto checked = check_or_create_schema(database, path); !checked) return checked.error();
+  if (auto created = exec(database, path, "create node_keys", std::string(node_keys_sql)); !created) {
+    return created.error();
+  }
 
   const bool in_memory = path == ":memory:" || path.empty();
   auto mode = query_text(database, path, in_memory ? "PRAGMA journal_mode" : "PRAGMA journal_mode=WAL");
@@ -678,6 +692,8 @@ expected<std::unique_ptr<store>> store::open(const std::string& path, store_sync
       {delete_sql("episodes", episode_columns), &prepared.delete_episode},
       {upsert_sql("commands", command_columns), &prepared.upsert_command},
       {delete_sql("commands", command_columns), &prepared.delete_command},
+      {"INSERT INTO node_keys(node, public_key, bound_ms) VALUES(?, ?, ?) ON CONFLICT(node) DO NOTHING",
+       &prepared.insert_node_key},
   };
   for (const auto& [sql, target] : all) {
     if (auto done = prepare(database, path, sql, *target); !done) return done.error();
@@ -845,6 +861,38 @@ expected<rrh::engine::snapshot> store::load() {
   }
   if (!loaded) return loaded.error();
   return out;
+}
+
+// ---- node keys --------------------------------------------------------------------------------
+
+expected<std::vector<std::pair<std::string, std::string>>> store::load_node_keys() {
+  const std::string sql = "SELECT node, public_key FROM node_keys ORDER BY node";
+  sqlite3_stmt* raw = nullptr;
+  if (sqlite3_prepare_v2(database_, sql.c_str(), -1, &raw, nullptr) != SQLITE_OK) {
+    return store_error(path_, "load: " + sql, describe(database_));
+  }
+  const statement_handle statement(raw);
+  std::vector<std::pair<std::string, std::string>> bindings;
+  for (;;) {
+    const int result = sqlite3_step(raw);
+    if (result == SQLITE_DONE) return bindings;
+    if (result != SQLITE_ROW) return store_error(path_, "load node_keys", describe(database_));
+    row_reader row(raw);
+    auto node = row.text();
+    auto key = row.text();
+    bindings.emplace_back(std::move(node), std::move(key));
+  }
+}
+
+status store::bind_node_key(std::string_view node, std::string_view public_key, std::uint64_t bound_ms) {
+  auto* statement = statements_->insert_node_key;
+  binder bound(statement);
+  bound.text(node).text(public_key).integer(bound_ms);
+  if (bound.result() != SQLITE_OK) return store_error(path_, "bind node key", describe(database_));
+  // Outside BEGIN … COMMIT this statement is its own transaction, durable when it returns.
+  if (auto done = run(statement, "bind node key"); !done) return done;
+  ++stats_.rows_written;
+  return ok();
 }
 
 // ---- commit -----------------------------------------------------------------------------------

@@ -9,6 +9,8 @@
 #include <string>
 #include <string_view>
 #include <unordered_set>
+#include <utility>
+#include <vector>
 
 #include "rrh/engine/engine.hpp"
 #include "rrh/expected.hpp"
@@ -65,6 +67,15 @@ class store {
   /// when nothing needs storing. On failure the transaction is rolled back and the file
   /// keeps the previous commit; the caller must not send the acks of this batch.
   status commit(const rrh::engine::engine& engine, const rrh::engine::effects& changes);
+
+  /// With CURVE: which public key owns each node id, first key wins. (node, key) pairs in
+  /// node order, from the `node_keys` table.
+  expected<std::vector<std::pair<std::string, std::string>>> load_node_keys();
+
+  /// Binds `node` to `public_key` (Z85) at `bound_ms`, in its own transaction, unless the
+  /// node is bound already (the first binding stays). Called before the node's first
+  /// event is applied, so no ack ever precedes the binding on disk.
+  status bind_node_key(std::string_view node, std::string_view public_key, std::uint64_t bound_ms);
 
   /// The path given to `open`.
   const std::string& path() const noexcept { return path_; }

@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "rrh/clock.hpp"
+#include "rrh/curve.hpp"
 #include "rrh/expected.hpp"
 #include "rrh/protocol.hpp"
 
@@ -43,6 +44,12 @@ struct shim_config {
   std::size_t command_dedup_window = 4096;       ///< RRH_COMMAND_DEDUP_WINDOW: ids remembered
   std::size_t command_queue_max = 1024;          ///< commands waiting for a handler
   std::string supervisor;  ///< RRH_SUPERVISOR: default supervisor node of registered agents
+  /// RRH_SECURITY: `none`, or `curve` to join an authenticated bus (the broker runs with
+  /// `security: curve`). With curve the node's DEALER sets no routing id; it says hello
+  /// (its node id, signed by its key) at connect and with every heartbeat instead.
+  bus_security security = bus_security::none;
+  std::string curve_secret_key_file;  ///< RRH_CURVE_SECRET_KEY_FILE: this node's secret key
+  std::string curve_server_key_file;  ///< RRH_CURVE_SERVER_KEY_FILE: the broker's public key
 
   /// Reads a YAML file whose keys are the field names above (all optional); unknown keys
   /// are an error that names the key.
@@ -52,7 +59,8 @@ struct shim_config {
   static expected<shim_config> from_environment(shim_config base);
   /// The same over the defaults.
   static expected<shim_config> from_environment();
-  /// Checks ids, endpoints and ranges; the shim constructor calls it.
+  /// Checks ids, endpoints and ranges, and with curve reads the key files; the shim
+  /// constructor calls it.
   status validate() const;
 };
 
