@@ -7,7 +7,7 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <vector>
+#include <filesystem>
 
 namespace rrh::bench {
 namespace {
@@ -16,14 +16,6 @@ using steady = std::chrono::steady_clock;
 
 /// Longest ready line accepted, in bytes.
 constexpr std::size_t ready_line_bytes_max = 4096;
-
-std::string field_of(const std::string& line, const std::string& key) {
-  const auto start = line.find(key + "=");
-  if (start == std::string::npos) return {};
-  const auto value_start = start + key.size() + 1;
-  const auto end = line.find(' ', value_start);
-  return line.substr(value_start, end == std::string::npos ? std::string::npos : end - value_start);
-}
 
 /// Reads one line from `fd` until `deadline`; empty when none arrives in time.
 std::string read_line(int fd, steady::time_point deadline) {
@@ -44,47 +36,79 @@ std::string read_line(int fd, steady::time_point deadline) {
 
 }  // namespace
 
-expected<std::unique_ptr<broker_process>> broker_process::start(const std::string& program) {
-  int fds[2];
-  if (::pipe2(fds, O_CLOEXEC) != 0) return make_error(errc::invalid_argument, "pipe failed");
-  const std::string any_port = "tcp://127.0.0.1:*";
-  std::vector<std::string> arguments{program,  "--events-in",   any_port, "--events-out",
-                                     any_port, "--commands-in", any_port, "--commands-out",
-                                     any_port, "--log-level",   "warn"};
+std::string field_of(const std::string& line, const std::string& key) {
+  const auto start = line.find(key + "=");
+  if (start == std::string::npos) return {};
+  const auto value_start = start + key.size() + 1;
+  const auto end = line.find(' ', value_start);
+  return line.substr(value_start, end == std::string::npos ? std::string::npos : end - value_start);
+}
+
+std::string beside_this_executable(const std::string& name) {
+  std::error_code ignored;
+  return (std::filesystem::read_symlink("/proc/self/exe", ignored).parent_path() / name).string();
+}
+
+expected<std::unique_ptr<child_process>> child_process::start(
+    const std::string& program, const std::vector<std::string>& arguments,
+    const std::string& ready_prefix) {
+  const bool quiet = ready_prefix.empty();
+  int fds[2] = {-1, -1};
+  if (!quiet && ::pipe2(fds, O_CLOEXEC) != 0) {
+    return make_error(errc::invalid_argument, "pipe failed");
+  }
+  std::vector<std::string> words{program};
+  words.insert(words.end(), arguments.begin(), arguments.end());
   std::vector<char*> argv;
-  for (auto& argument : arguments) argv.push_back(argument.data());
+  for (auto& word : words) argv.push_back(word.data());
   argv.push_back(nullptr);
 
-  std::unique_ptr<broker_process> broker(new broker_process());
-  broker->pid_ = ::fork();
-  if (broker->pid_ < 0) {
-    ::close(fds[0]);
-    ::close(fds[1]);
+  std::unique_ptr<child_process> child(new child_process());
+  child->pid_ = ::fork();
+  if (child->pid_ < 0) {
+    if (!quiet) {
+      ::close(fds[0]);
+      ::close(fds[1]);
+    }
     return make_error(errc::invalid_argument, "fork failed");
   }
-  if (broker->pid_ == 0) {
-    ::dup2(fds[1], STDOUT_FILENO);
+  if (child->pid_ == 0) {
+    if (quiet) {
+      const int null_fd = ::open("/dev/null", O_WRONLY);
+      ::dup2(null_fd, STDOUT_FILENO);
+      ::dup2(null_fd, STDERR_FILENO);
+    } else {
+      ::dup2(fds[1], STDOUT_FILENO);
+    }
     ::execv(program.c_str(), argv.data());
     ::_exit(127);
   }
+  if (quiet) return child;
   ::close(fds[1]);
-  broker->stdout_fd_ = fds[0];
-  const auto line = read_line(broker->stdout_fd_, steady::now() + broker_start_timeout_ms);
-  if (line.rfind("rrh-broker ready", 0) != 0) {
+  child->stdout_fd_ = fds[0];
+  child->ready_line_ = read_line(child->stdout_fd_, steady::now() + broker_start_timeout_ms);
+  if (child->ready_line_.rfind(ready_prefix, 0) != 0) {
     return make_error(errc::timeout, "'" + program + "' printed no ready line");
   }
-  broker->events_in = field_of(line, "events-in");
-  broker->events_out = field_of(line, "events-out");
-  return broker;
+  return child;
 }
 
-broker_process::~broker_process() {
+void child_process::kill_now() {
+  if (pid_ <= 0) return;
+  ::kill(pid_, SIGKILL);
+  int status = 0;
+  ::waitpid(pid_, &status, 0);
+  pid_ = -1;
+}
+
+child_process::~child_process() {
   if (pid_ > 0) {
     ::kill(pid_, SIGTERM);
     const auto deadline = steady::now() + broker_stop_timeout_ms;
     int status = 0;
+    // A child with a stdout pipe closes it when it exits: wait on that instead of sleeping;
+    // a quiet child is polled on a short step.
     pollfd item{stdout_fd_, POLLIN, 0};
-    // The broker's stdout closes when it exits: wait on that instead of sleeping.
     while (::waitpid(pid_, &status, WNOHANG) == 0) {
       const auto left =
           std::chrono::duration_cast<std::chrono::milliseconds>(deadline - steady::now());
@@ -93,7 +117,7 @@ broker_process::~broker_process() {
         ::waitpid(pid_, &status, 0);
         break;
       }
-      if (::poll(&item, 1, static_cast<int>(std::min<long>(left.count(), 50))) > 0) {
+      if (::poll(&item, 1, static_cast<int>(std::min<long>(left.count(), 20))) > 0) {
         char buffer[256];
         if (::read(stdout_fd_, buffer, sizeof buffer) <= 0)
           item.fd = -1;  // closed: poll only times out
@@ -101,6 +125,24 @@ broker_process::~broker_process() {
     }
   }
   if (stdout_fd_ >= 0) ::close(stdout_fd_);
+}
+
+expected<std::unique_ptr<broker_process>> broker_process::start(const std::string& program) {
+  const std::string any_port = "tcp://127.0.0.1:*";
+  auto child = child_process::start(program,
+                                    {"--events-in", any_port, "--events-out", any_port,
+                                     "--commands-in", any_port, "--commands-out", any_port,
+                                     "--log-level", "warn"},
+                                    "rrh-broker ready");
+  if (!child) return child.error();
+  std::unique_ptr<broker_process> broker(new broker_process());
+  const auto& line = (*child)->ready_line();
+  broker->events_in = field_of(line, "events-in");
+  broker->events_out = field_of(line, "events-out");
+  broker->commands_in = field_of(line, "commands-in");
+  broker->commands_out = field_of(line, "commands-out");
+  broker->process_ = std::move(child.value());
+  return broker;
 }
 
 }  // namespace rrh::bench
