@@ -42,6 +42,8 @@ struct options {
   std::uint64_t watchdog_ms = 0;
   std::string events_endpoint;
   std::string commands_endpoint;
+  std::string curve_secret_key_file;  ///< with curve_server_key_file: security curve
+  std::string curve_server_key_file;
   std::string config_path;
   std::uint64_t seed = 0;
   std::string log_level = "info";
@@ -292,6 +294,11 @@ int run(const options& settings) {
   if (!settings.node_id.empty()) config.node_id = settings.node_id;
   if (!settings.events_endpoint.empty()) config.events_endpoint = settings.events_endpoint;
   if (!settings.commands_endpoint.empty()) config.commands_endpoint = settings.commands_endpoint;
+  if (!settings.curve_secret_key_file.empty() || !settings.curve_server_key_file.empty()) {
+    config.security = rrh::bus_security::curve;
+    config.curve_secret_key_file = settings.curve_secret_key_file;
+    config.curve_server_key_file = settings.curve_server_key_file;
+  }
   if (!settings.supervisor.empty()) config.supervisor = settings.supervisor;
   config.heartbeat_interval_ms = settings.heartbeat_ms;
 
@@ -419,6 +426,10 @@ int main(int argc, char** argv) {
   app.add_option("--events", settings.events_endpoint, "broker events-in endpoint (RRH_EVENTS_ENDPOINT)");
   app.add_option("--commands", settings.commands_endpoint,
                  "broker commands-out endpoint (RRH_COMMANDS_ENDPOINT)");
+  app.add_option("--curve-secret-key-file", settings.curve_secret_key_file,
+                 "CURVE: this node's secret key (RRH_CURVE_SECRET_KEY_FILE; sets security curve)");
+  app.add_option("--curve-server-key-file", settings.curve_server_key_file,
+                 "CURVE: the broker's public key (RRH_CURVE_SERVER_KEY_FILE)");
   app.add_option("--config", settings.config_path, "shim YAML configuration file");
   app.add_option("--seed", settings.seed, "random seed for failures");
   app.add_option("--log-level", settings.log_level, "trace, debug, info, warn, error");

@@ -12,13 +12,14 @@
 namespace rrh::ctl {
 
 expected<std::string> ask(const std::string& endpoint, std::string_view request,
-                          std::chrono::milliseconds timeout) {
+                          std::chrono::milliseconds timeout, const curve_client_keys* curve) {
   using steady = std::chrono::steady_clock;
   const auto deadline = steady::now() + timeout;
   zmq::context_t context;
   zmq::socket_t socket(context, zmq::socket_type::dealer);
   socket.set(zmq::sockopt::linger, 0);
   socket.set(zmq::sockopt::maxmsgsize, static_cast<std::int64_t>(reply_bytes_max));
+  if (curve != nullptr) make_curve_client(socket, *curve);
   try {
     socket.connect(endpoint);
   } catch (const zmq::error_t& failure) {

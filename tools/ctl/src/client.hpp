@@ -7,6 +7,7 @@
 #include <string>
 #include <string_view>
 
+#include "rrh/curve.hpp"
 #include "rrh/expected.hpp"
 
 namespace rrh::ctl {
@@ -21,7 +22,9 @@ inline constexpr std::size_t reply_bytes_max = std::size_t{64} * 1024 * 1024;
 /// connected to `endpoint`, and returns the reply frame's text. Errors: errc::timeout when
 /// no reply arrives within `timeout`; errc::invalid_argument for an endpoint ZeroMQ refuses;
 /// errc::malformed or errc::too_large for a reply of the wrong shape or size.
+/// With `curve`, the DEALER is a CURVE client of the processor's control socket (its
+/// server key is the processor's public key); a refused key shows as errc::timeout.
 expected<std::string> ask(const std::string& endpoint, std::string_view request,
-                          std::chrono::milliseconds timeout);
+                          std::chrono::milliseconds timeout, const curve_client_keys* curve = nullptr);
 
 }  // namespace rrh::ctl

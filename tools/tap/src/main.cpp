@@ -17,6 +17,7 @@
 #include <zmq.hpp>
 
 #include "format.hpp"
+#include "rrh/curve.hpp"
 #include "rrh/log.hpp"
 #include "rrh/signals.hpp"
 #include "rrh/zmq_util.hpp"
@@ -30,8 +31,10 @@ constexpr int exit_usage = 2;
 
 /// Messages handled per poll wakeup, so that the deadline and Ctrl-C are checked often.
 constexpr std::size_t receive_batch_max = 1000;
-/// Frames of a bus message: [topic][msgpack body].
+/// Frames of a bus message: [topic][msgpack body], and on a CURVE bus a third, the
+/// sender's public key that the broker appends.
 constexpr std::size_t bus_frame_count = 2;
+constexpr std::size_t curve_bus_frame_count = 3;
 /// The tap's receive queue, in messages: generous, so a burst is shown rather than dropped
 /// by the broker's XPUB while the terminal scrolls.
 constexpr int tap_hwm_messages = 100'000;
@@ -46,9 +49,12 @@ struct options {
   std::uint64_t timeout_ms = 0;  ///< 0: no limit
   output_format format = output_format::json;
   bool color = false;
+  std::string curve_secret_key_file;  ///< with curve_server_key_file: CURVE to the broker
+  std::string curve_server_key_file;  ///< the broker's public key
 };
 
-/// Receives one whole message; more than `bus_frame_count` frames are read and dropped.
+/// Receives one whole message; frames past the first two (the CURVE sender key, or junk)
+/// are read and dropped.
 /// Returns the number of frames the message had, 0 when none was waiting.
 std::size_t receive(zmq::socket_t& socket, std::array<zmq::message_t, bus_frame_count>& frames) {
   if (!socket.recv(frames[0], zmq::recv_flags::dontwait)) return 0;
@@ -97,9 +103,19 @@ handled handle(const options& settings, const std::array<zmq::message_t, bus_fra
 }
 
 int run(const options& settings) {
+  const bool curve = !settings.curve_secret_key_file.empty() || !settings.curve_server_key_file.empty();
   zmq::context_t context;
   zmq::socket_t subscriber(context, zmq::socket_type::sub);
   subscriber.set(zmq::sockopt::linger, rrh::socket_linger_ms);
+  if (curve) {
+    auto keys = rrh::load_client_keys(settings.curve_secret_key_file, settings.curve_server_key_file);
+    if (!keys) {
+      spdlog::error("{}", keys.error().detail);
+      return exit_usage;
+    }
+    rrh::make_curve_client(subscriber, keys.value());
+  }
+  const std::size_t frames_expected = curve ? curve_bus_frame_count : bus_frame_count;
   subscriber.set(zmq::sockopt::rcvhwm, tap_hwm_messages);
   if (settings.filters.empty()) {
     subscriber.set(zmq::sockopt::subscribe, "");
@@ -138,12 +154,11 @@ int run(const options& settings) {
       for (std::size_t handled_count = 0; handled_count < receive_batch_max; ++handled_count) {
         const auto frame_count = receive(subscriber, frames);
         if (frame_count == 0) break;
-        if (frame_count != bus_frame_count) {
+        if (frame_count != frames_expected) {
           if (const auto count = throttle.admit("frames"); count > 0) {
             spdlog::warn(
-                "skipped a message of {} frames (expected [topic][body]) ({} since "
-                "last report)",
-                frame_count, count);
+                "skipped a message of {} frames (expected {}) ({} since last report)",
+                frame_count, curve ? "[topic][body][sender key]" : "[topic][body]", count);
           }
           continue;
         }
@@ -189,6 +204,10 @@ int main(int argc, char** argv) {
   app.add_option("--timeout-ms", settings.timeout_ms,
                  "exit after this many milliseconds (0: no limit)")
       ->capture_default_str();
+  app.add_option("--curve-secret-key-file", settings.curve_secret_key_file,
+                 "CURVE: this tap's secret key (a broker with security: curve)");
+  app.add_option("--curve-server-key-file", settings.curve_server_key_file,
+                 "CURVE: the broker's public key");
   auto* json_flag = app.add_flag("--json", json, "one JSON object per line");
   app.add_flag("--pretty", pretty, "readable colored lines")->excludes(json_flag);
   app.add_option("--log-level", log_level, "diagnostics on stderr: trace … off")
