@@ -9,19 +9,25 @@
 #include <array>
 #include <cmath>
 #include <limits>
-#include <queue>
 #include <random>
 #include <unordered_map>
 #include <unordered_set>
 
 #include "rrh/assert.hpp"
 #include "rrh/engine/detector.hpp"
+#include "flat_index.hpp"
+#include "timer_queue.hpp"
 
 namespace rrh::engine {
 namespace {
 
 /// A slot index that names no slot.
 constexpr std::uint32_t no_slot = std::numeric_limits<std::uint32_t>::max();
+
+/// Cache lines of one slot loaded ahead of its use.
+constexpr std::size_t prefetch_lines_max = 6;
+/// How many events ahead of the one applied a batch starts loading their records.
+constexpr std::size_t prefetch_distance = 4;
 
 /// Pool members looked at per retry target pick.
 constexpr std::size_t pool_scan_max = 64;
@@ -33,14 +39,13 @@ struct string_hash {
   }
 };
 
-/// A dense table of records addressed by slot, with an id → slot index.
+/// A dense table of records addressed by slot, with an id → slot index. A slot type names
+/// its id with `key()`; the index holds no copy of it.
 template <class Slot>
 class slot_table {
  public:
   std::optional<std::uint32_t> find(std::string_view id) const {
-    const auto found = index_.find(id);
-    if (found == index_.end()) return std::nullopt;
-    return found->second;
+    return index_.find(id, detail::flat_index::hash(id), key_of());
   }
   std::uint32_t insert(const std::string& id) {
     std::uint32_t slot;
@@ -55,21 +60,37 @@ class slot_table {
       slots_.emplace_back();
     }
     slots_[slot].live = true;
-    index_.emplace(id, slot);
+    slots_[slot].key() = id;
+    index_.insert(id, detail::flat_index::hash(id), slot, key_of());
     return slot;
   }
   void erase(std::string_view id) {
-    const auto found = index_.find(id);
-    if (found == index_.end()) return;
-    auto& slot = slots_[found->second];
+    const auto hash = detail::flat_index::hash(id);
+    const auto found = index_.find(id, hash, key_of());
+    if (!found) return;
+    index_.erase(id, hash, key_of());
+    auto& slot = slots_[*found];
     slot.live = false;
     ++slot.generation;  // cancels every timer of this slot
-    free_.push_back(found->second);
-    index_.erase(found);
+    free_.push_back(*found);
   }
   Slot& operator[](std::uint32_t slot) { return slots_[slot]; }
   const Slot& operator[](std::uint32_t slot) const { return slots_[slot]; }
   std::size_t size() const noexcept { return index_.size(); }
+
+  // Two stages of loading ahead of use: first the index line of `id`, then (once that has
+  // arrived) the slot it points to.
+  void prefetch_index(std::string_view id) const noexcept {
+    index_.prefetch(detail::flat_index::hash(id));
+  }
+  void prefetch_slot(std::string_view id) const noexcept {
+    const auto slot = index_.likely_slot(detail::flat_index::hash(id));
+    if (!slot || *slot >= slots_.size()) return;
+    const auto* bytes = reinterpret_cast<const char*>(&slots_[*slot]);
+    constexpr std::size_t line = 64;
+    constexpr std::size_t lines = std::min<std::size_t>((sizeof(Slot) + line - 1) / line, prefetch_lines_max);
+    for (std::size_t at = 0; at < lines; ++at) __builtin_prefetch(bytes + at * line);
+  }
   template <class Visit>
   void for_each(Visit&& visit) const {
     for (const auto& slot : slots_) {
@@ -78,9 +99,13 @@ class slot_table {
   }
 
  private:
+  auto key_of() const {
+    return [this](std::uint32_t slot) -> std::string_view { return slots_[slot].key(); };
+  }
+
   std::vector<Slot> slots_;
   std::vector<std::uint32_t> free_;
-  std::unordered_map<std::string, std::uint32_t, string_hash, std::equal_to<>> index_;
+  detail::flat_index index_;
 };
 
 enum class timer_kind : std::uint8_t {
@@ -103,11 +128,9 @@ struct timer {
   timer_kind kind;
 };
 
-struct timer_later {
-  bool operator()(const timer& left, const timer& right) const { return left.due > right.due; }
-};
-
 struct node_slot {
+  std::string& key() { return record.node; }
+  const std::string& key() const { return record.node; }
   node_record record;
   phi_detector detector;
   std::vector<std::uint32_t> agents;
@@ -118,6 +141,7 @@ struct node_slot {
   /// without stale entries needs no per-agent work, so a healthy fleet's heartbeats cost
   /// the same at a thousand agents as at a million.
   std::uint32_t attention = 0;
+  std::uint32_t ack_index = no_slot;  // where this node's ack sits in the current effects
   std::uint64_t generation = 0;
   bool live = false;
   bool suspect = false;
@@ -126,6 +150,8 @@ struct node_slot {
 };
 
 struct agent_slot {
+  std::string& key() { return record.agent; }
+  const std::string& key() const { return record.agent; }
   agent_record record;
   std::uint32_t node = 0;
   bool stale = false;
@@ -150,6 +176,8 @@ struct agent_slot {
 };
 
 struct task_slot {
+  std::string& key() { return record.task; }
+  const std::string& key() const { return record.task; }
   task_record record;
   std::uint32_t owner = no_slot;  // cached slot of record.agent; checked before use
   std::uint64_t retry_command = 0;
@@ -159,6 +187,8 @@ struct task_slot {
 };
 
 struct episode_slot {
+  std::string& key() { return record.episode; }
+  const std::string& key() const { return record.episode; }
   episode_record record;
   std::shared_ptr<const resilience_config> config;
   std::unordered_set<std::uint32_t> agents;
@@ -253,7 +283,7 @@ struct engine::impl {
   std::unordered_map<std::uint64_t, pending_command> pending;
   std::unordered_map<std::string, std::vector<std::uint32_t>, string_hash, std::equal_to<>> pools;
   std::unordered_map<std::string, std::size_t, string_hash, std::equal_to<>> pool_cursor;
-  std::priority_queue<timer, std::vector<timer>, timer_later> timers;
+  detail::timer_queue<timer> timers;
   std::deque<std::pair<std::uint32_t, std::uint64_t>> recovery_queue;  // (agent slot, generation)
   bool recovery_timer_armed = false;
   double recovery_tokens;
@@ -337,19 +367,22 @@ struct engine::impl {
     if (id != 0 && pending.erase(id) > 0) out->commands_removed.push_back(id);
   }
 
-  void add_ack(const std::string& node, std::uint64_t incarnation, std::uint64_t seq) {
-    for (auto& ack : out->acks) {
-      if (ack.node == node) {
-        ack.body = commands::ack{incarnation, seq};
-        return;
-      }
+  // One cumulative ack per node per batch of effects: a later event of the node moves it.
+  // The node remembers where its ack sits, so a batch from many nodes does not scan.
+  void add_ack(node_slot& node) {
+    auto& acks = out->acks;
+    if (node.ack_index < acks.size() && acks[node.ack_index].node == node.record.node) {
+      acks[node.ack_index].body = commands::ack{node.record.incarnation, node.record.applied_seq};
+      return;
     }
+    node.ack_index = static_cast<std::uint32_t>(acks.size());
     command ack;
-    ack.node = node;
+    ack.node = node.record.node;
     ack.ts_ms = now;
-    ack.body = commands::ack{incarnation, seq};
-    out->acks.push_back(std::move(ack));
+    ack.body = commands::ack{node.record.incarnation, node.record.applied_seq};
+    acks.push_back(std::move(ack));
   }
+
 
   // ---- nodes and failure detection ------------------------------------------------------
 
@@ -1315,6 +1348,29 @@ struct engine::impl {
 
   // ---- dispatch ---------------------------------------------------------------------------
 
+  // Loads ahead what applying `message` will touch: stage 0 the index lines of its node,
+  // agent and task, stage 1 their slots. Only a hint; nothing changes.
+  void prefetch(const event& message, int stage) const {
+    const auto ids = [&](auto&& load_node, auto&& load_agent, auto&& load_task) {
+      load_node(message.header.node);
+      std::visit(
+          [&](const auto& body) {
+            if constexpr (requires { body.agent; }) load_agent(body.agent);
+            if constexpr (requires { body.task; }) load_task(body.task);
+          },
+          message.body);
+    };
+    if (stage == 0) {
+      ids([&](const std::string& id) { nodes.prefetch_index(id); },
+          [&](const std::string& id) { agents.prefetch_index(id); },
+          [&](const std::string& id) { tasks.prefetch_index(id); });
+    } else {
+      ids([&](const std::string& id) { nodes.prefetch_slot(id); },
+          [&](const std::string& id) { agents.prefetch_slot(id); },
+          [&](const std::string& id) { tasks.prefetch_slot(id); });
+    }
+  }
+
   void on_event(const event& message) {
     const auto node_slot_index = ensure_node(message.header.node);
     if (!node_slot_index) return;
@@ -1356,17 +1412,17 @@ struct engine::impl {
     }
     if (message.header.seq <= node.record.applied_seq) {
       ++counters.events_duplicate;
-      add_ack(node.record.node, node.record.incarnation, node.record.applied_seq);
+      add_ack(node);
       return;
     }
     if (message.header.seq > node.record.applied_seq + 1) {
       ++counters.events_out_of_order;
-      if (node.record.applied_seq > 0) add_ack(node.record.node, node.record.incarnation, node.record.applied_seq);
+      if (node.record.applied_seq > 0) add_ack(node);
       return;
     }
     node.record.applied_seq = message.header.seq;
     mark(node);
-    add_ack(node.record.node, node.record.incarnation, node.record.applied_seq);
+    add_ack(node);
     ++counters.events_applied;
     apply(*node_slot_index, message);
   }
@@ -1552,6 +1608,25 @@ void engine::on_event(const event& message, time_ms now, effects& out) {
   impl_->out = &out;
   impl_->on_event(message);
   impl_->on_tick();  // a late event may also be the first moment a timer is noticed
+  impl_->out = nullptr;
+}
+
+void engine::on_events(std::span<const event> batch, time_ms now, effects& out) {
+  impl_->now = std::max(impl_->now, now);
+  impl_->out = &out;
+  // A pipeline over the batch: while one event is applied, the index lines of an event
+  // further on and the slots of the one between are already on their way from memory.
+  // In a large fleet each event's records are cache misses; this overlaps them.
+  constexpr std::size_t slot_distance = prefetch_distance / 2;
+  for (std::size_t at = 0; at < std::min(prefetch_distance, batch.size()); ++at) {
+    impl_->prefetch(batch[at], 0);
+  }
+  for (std::size_t at = 0; at < batch.size(); ++at) {
+    if (at + prefetch_distance < batch.size()) impl_->prefetch(batch[at + prefetch_distance], 0);
+    if (at + slot_distance < batch.size()) impl_->prefetch(batch[at + slot_distance], 1);
+    impl_->on_event(batch[at]);
+    impl_->on_tick();
+  }
   impl_->out = nullptr;
 }
 

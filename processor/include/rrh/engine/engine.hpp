@@ -7,6 +7,7 @@
 #include <functional>
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -81,6 +82,10 @@ class engine {
   /// Applies one event received at `now`. Critical events are applied once and in order
   /// per (node, incarnation); duplicates are re-acked, events past a gap are dropped.
   void on_event(const event& message, time_ms now, effects& out);
+
+  /// Applies a batch of events received at `now`, in order; the same as on_event for
+  /// each, but it loads the records of later events while earlier ones are applied.
+  void on_events(std::span<const event> batch, time_ms now, effects& out);
 
   /// Fires every timer due at or before `now`.
   void on_tick(time_ms now, effects& out);
