@@ -37,6 +37,10 @@ const sizes full_sizes{1'000'000, {1'000, 100'000, 1'000'000}, 3'000, 5'000, 100
                        2'000, 500};
 const sizes quick_sizes{100'000, {1'000, 10'000}, 300, 500, 100'000, 4, 2'000, 2'000, 500};
 
+/// The settled detection round waits until the detector's window (100 heartbeats of
+/// 200 ms) holds only steady intervals, and two seconds more.
+constexpr double default_settle_s = 22.0;
+
 void apply_defaults(options& chosen) {
   const auto& base = chosen.quick ? quick_sizes : full_sizes;
   if (chosen.ingest_events == 0) chosen.ingest_events = base.ingest_events;
@@ -45,6 +49,7 @@ void apply_defaults(options& chosen) {
   if (chosen.latency_samples == 0) chosen.latency_samples = base.latency_samples;
   if (chosen.background_rate == 0) chosen.background_rate = base.background_rate;
   if (chosen.detection_nodes == 0) chosen.detection_nodes = base.detection_nodes;
+  if (chosen.detection_settle_s < 0) chosen.detection_settle_s = default_settle_s;
   if (chosen.storm_agents == 0) chosen.storm_agents = base.storm_agents;
   if (chosen.storm_rate == 0) chosen.storm_rate = base.storm_rate;
   if (chosen.storm_burst == 0) chosen.storm_burst = base.storm_burst;
@@ -113,6 +118,9 @@ int main(int argc, char** argv) {
   app.add_option("--detection-nodes", chosen.detection_nodes,
                  "rrh-agent processes killed in the detection scenario (default 20; 4 with --quick)")
       ->check(CLI::Range(std::uint64_t{1}, std::uint64_t{200}));
+  app.add_option("--detection-settle-s", chosen.detection_settle_s,
+                 "seconds the settled detection round's nodes run healthy before their kill (default 22)")
+      ->check(CLI::Range(0.0, 3600.0));
   app.add_option("--storm-agents", chosen.storm_agents,
                  "agents that die at once in the storm (default 10000; 2000 with --quick)")
       ->check(CLI::Range(std::uint64_t{10}, std::uint64_t{1'000'000}));

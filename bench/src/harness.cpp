@@ -146,11 +146,11 @@ std::uint64_t cpu_ns(pid_t pid) {
   return total;
 }
 
-std::string quiet_resilience_yaml() {
+std::string quiet_resilience_yaml(const std::string& acceptable_pause_s) {
   return "  agent_health_check_interval: 86400\n"
          "  probe_timeout: 3600\n"
          "  probe_slow: 3600\n"
-         "  acceptable_pause: 86400\n"
+         "  acceptable_pause: " + acceptable_pause_s + "\n"
          "  recovery_cooldown: 3600\n"
          "  recovery_timeout: 3600\n"
          "  command_retransmit_initial: 2\n"

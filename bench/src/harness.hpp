@@ -37,6 +37,7 @@ struct options {
   std::uint64_t latency_samples = 0;
   std::uint64_t background_rate = 0;  ///< events/s of background load in the latency scenario
   std::uint64_t detection_nodes = 0;
+  double detection_settle_s = -1;  ///< negative: the default
   std::uint64_t storm_agents = 0;
   double storm_rate = 0;       ///< recovery_rate_per_s of the storm
   std::uint64_t storm_burst = 0;
@@ -211,8 +212,8 @@ scenario_result run_latency(const options& settings);
 scenario_result run_detection(const options& settings);
 scenario_result run_storm(const options& settings);
 
-/// Resilience keys every scenario shares: no probes, no silence detection during a
-/// scenario that does not measure it (nodes beat only when the scenario says so).
-std::string quiet_resilience_yaml();
+/// Resilience keys every scenario shares: no probes, and no silence detection unless a
+/// scenario measures it (nodes beat only when the scenario says so), as YAML lines.
+std::string quiet_resilience_yaml(const std::string& acceptable_pause_s = "86400");
 
 }  // namespace rrh::bench
