@@ -29,6 +29,10 @@ constexpr std::size_t prefetch_lines_max = 6;
 /// How many events ahead of the one applied a batch starts loading their records.
 constexpr std::size_t prefetch_distance = 4;
 
+/// Fleets from this many agents on load records ahead in a batch: below it the records
+/// fit in the caches and loading ahead is only overhead.
+constexpr std::size_t prefetch_agents_min = 16'384;
+
 /// Pool members looked at per retry target pick.
 constexpr std::size_t pool_scan_max = 64;
 
@@ -134,9 +138,6 @@ struct node_slot {
   node_record record;
   phi_detector detector;
   std::vector<std::uint32_t> agents;
-  // Incarnations this node has left behind: a late retransmission from one of them must
-  // not switch the node back and replay events already applied. Kept in memory only.
-  std::deque<std::uint64_t> retired_incarnations;
   /// Hosted agents a heartbeat may change (not healthy, or stale): while 0, a heartbeat
   /// without stale entries needs no per-agent work, so a healthy fleet's heartbeats cost
   /// the same at a thousand agents as at a million.
@@ -1394,15 +1395,14 @@ struct engine::impl {
       return;
     }
     if (message.header.incarnation != node.record.incarnation) {
-      auto& retired = node.retired_incarnations;
+      auto& retired = node.record.retired_incarnations;
       if (message.header.seq != 1 ||
           std::find(retired.begin(), retired.end(), message.header.incarnation) != retired.end()) {
         ++counters.events_stale_incarnation;
         return;
       }
-      constexpr std::size_t retired_incarnations_max = 16;
       if (node.record.incarnation != 0) retired.push_back(node.record.incarnation);
-      if (retired.size() > retired_incarnations_max) retired.pop_front();
+      if (retired.size() > retired_incarnations_max) retired.erase(retired.begin());
       node.record.incarnation = message.header.incarnation;  // the node restarted
       node.record.applied_seq = 0;
       // A new process: the old one's silence must not count against it (its agents would
@@ -1617,13 +1617,17 @@ void engine::on_events(std::span<const event> batch, time_ms now, effects& out) 
   // A pipeline over the batch: while one event is applied, the index lines of an event
   // further on and the slots of the one between are already on their way from memory.
   // In a large fleet each event's records are cache misses; this overlaps them.
+  // A small fleet's records stay in cache, and loading ahead would only cost time.
+  const bool load_ahead = impl_->agents.size() >= prefetch_agents_min;
   constexpr std::size_t slot_distance = prefetch_distance / 2;
-  for (std::size_t at = 0; at < std::min(prefetch_distance, batch.size()); ++at) {
+  for (std::size_t at = 0; load_ahead && at < std::min(prefetch_distance, batch.size()); ++at) {
     impl_->prefetch(batch[at], 0);
   }
   for (std::size_t at = 0; at < batch.size(); ++at) {
-    if (at + prefetch_distance < batch.size()) impl_->prefetch(batch[at + prefetch_distance], 0);
-    if (at + slot_distance < batch.size()) impl_->prefetch(batch[at + slot_distance], 1);
+    if (load_ahead) {
+      if (at + prefetch_distance < batch.size()) impl_->prefetch(batch[at + prefetch_distance], 0);
+      if (at + slot_distance < batch.size()) impl_->prefetch(batch[at + slot_distance], 1);
+    }
     impl_->on_event(batch[at]);
     impl_->on_tick();
   }

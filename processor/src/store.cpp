@@ -48,7 +48,8 @@ CREATE TABLE nodes (
   host                  TEXT NOT NULL,
   pid                   INTEGER NOT NULL,
   rss_bytes             INTEGER NOT NULL,
-  in_flight             INTEGER NOT NULL
+  in_flight             INTEGER NOT NULL,
+  retired_incarnations  TEXT NOT NULL DEFAULT '[]'
 ) WITHOUT ROWID;
 CREATE TABLE agents (
   agent               TEXT PRIMARY KEY NOT NULL,
@@ -120,9 +121,14 @@ CREATE TABLE IF NOT EXISTS node_keys (
 ) WITHOUT ROWID;
 )sql";
 
-constexpr std::array<std::string_view, 9> node_columns{
+constexpr std::array<std::string_view, 10> node_columns{
     "node", "incarnation", "applied_seq", "last_heartbeat_ms", "heartbeat_interval_ms",
-    "host", "pid",         "rss_bytes",   "in_flight"};
+    "host", "pid",         "rss_bytes",   "in_flight",         "retired_incarnations"};
+
+// Added to files of version 1 made before the column existed; the default reads as "none
+// retired", which is what such a file knew.
+constexpr std::string_view retired_incarnations_column_sql =
+    "ALTER TABLE nodes ADD COLUMN retired_incarnations TEXT NOT NULL DEFAULT '[]'";
 constexpr std::array<std::string_view, 14> agent_columns{
     "agent",            "node",           "pool",          "supervisor",       "episode",
     "state",            "watchdog_timeout_ms", "recovery_attempts", "last_recovery_ms",
@@ -227,7 +233,8 @@ void write_string_list(std::string& out, const std::vector<std::string>& items) 
   out += ']';
 }
 
-void write_time_list(std::string& out, const std::deque<rrh::engine::time_ms>& items) {
+template <class Numbers>
+void write_time_list(std::string& out, const Numbers& items) {
   out.clear();
   out += '[';
   bool first = true;
@@ -661,6 +668,15 @@ expected<std::unique_ptr<store>> store::open(const std::string& path, store_sync
   if (auto created = exec(database, path, "create node_keys", std::string(node_keys_sql)); !created) {
     return created.error();
   }
+  auto has_retired = query_text(database, path,
+                                "SELECT count(*) FROM pragma_table_info('nodes') WHERE name = 'retired_incarnations'");
+  if (!has_retired) return has_retired.error();
+  if (has_retired.value().value_or("0") == "0") {
+    if (auto added = exec(database, path, "add nodes.retired_incarnations", std::string(retired_incarnations_column_sql));
+        !added) {
+      return added.error();
+    }
+  }
 
   const bool in_memory = path == ":memory:" || path.empty();
   auto mode = query_text(database, path, in_memory ? "PRAGMA journal_mode" : "PRAGMA journal_mode=WAL");
@@ -749,6 +765,9 @@ expected<rrh::engine::snapshot> store::load() {
           record.pid = row.integer();
           record.rss_bytes = row.integer();
           record.in_flight = row.integer();
+          auto retired = json_reader(row.text()).time_list();
+          if (!retired) return bad_row("nodes", record.node, "retired_incarnations: " + retired.error().detail);
+          record.retired_incarnations.assign(retired.value().begin(), retired.value().end());
           out.nodes.push_back(std::move(record));
           return ok();
         });
@@ -941,6 +960,7 @@ status store::write_node(const rrh::engine::engine& engine, std::string_view id)
   const auto* record = engine.node(id);
   if (!record) return remove(statements_->delete_node, "delete node", id);
   auto* statement = statements_->upsert_node;
+  write_time_list(json_retired_, record->retired_incarnations);
   binder bound(statement);
   bound.text(record->node)
       .integer(record->incarnation)
@@ -950,7 +970,8 @@ status store::write_node(const rrh::engine::engine& engine, std::string_view id)
       .text(record->host)
       .integer(record->pid)
       .integer(record->rss_bytes)
-      .integer(record->in_flight);
+      .integer(record->in_flight)
+      .text(json_retired_);
   if (bound.result() != SQLITE_OK) return store_error(path_, "write node", describe(database_));
   if (auto done = run(statement, "write node"); !done) return done;
   ++stats_.rows_written;

@@ -108,6 +108,7 @@ class store {
   std::unordered_set<std::uint64_t> seen_ids_;
   std::string json_agents_seen_;
   std::string json_error_times_;
+  std::string json_retired_;
   std::string json_overrides_;
 };
 

@@ -183,6 +183,7 @@ void check_same(const node_record& stored, const node_record& live) {
   CHECK(stored.pid == live.pid);
   CHECK(stored.rss_bytes == live.rss_bytes);
   CHECK(stored.in_flight == live.in_flight);
+  CHECK(stored.retired_incarnations == live.retired_incarnations);
 }
 
 void check_same(const agent_record& stored, const agent_record& live) {
@@ -658,6 +659,62 @@ TEST_CASE("a state file of a newer schema, or not an rrh state file, is refused"
     REQUIRE_FALSE(refused.has_value());
     CHECK(refused.error().code == errc::config);
   }
+}
+
+TEST_CASE("a node's retired incarnations are stored with its switch to a new one", "[store]") {
+  temp_state_file file;
+  {
+    auto subject = open_or_fail(file.path());
+    committing_engine fleet(*subject);
+    fleet.critical("n1", 11, "", events::agent_registered{"a1", "", {}, "", 0});
+    fleet.critical("n1", 11, "", events::task_started{"t1", "a1", 1});
+  }
+  {
+    // The node restarts as incarnation 12: the switch, and 11 as retired, are one commit.
+    auto subject = open_or_fail(file.path());
+    committing_engine fleet(*subject);
+    fleet.subject().restore(load_or_fail(*subject), fleet.now());
+    fleet.critical("n2", 5, "", events::agent_registered{"b1", "", {}, "", 0});  // n2's own seq 1
+    auto first_of_12 = event{event_header{protocol_version, "n1", 12, 1, fleet.now(), ""},
+                             events::agent_registered{"a1", "", {}, "", 0}};
+    effects out;
+    fleet.subject().on_event(first_of_12, fleet.now(), out);
+    REQUIRE(subject->commit(fleet.subject(), out).has_value());
+  }
+  CHECK(query_text(file.path(), "SELECT retired_incarnations FROM nodes WHERE node = 'n1'") == "[11]");
+
+  // After a restart, a late first event of the retired incarnation does not take the node
+  // back: it is stale, and the live incarnation's events still apply.
+  auto reopened = open_or_fail(file.path());
+  const auto stored = load_or_fail(*reopened);
+  rrh::engine::engine restarted(test_config());
+  restarted.restore(stored, start_ms + 10);
+  effects out;
+  restarted.on_event(event{event_header{protocol_version, "n1", 11, 1, start_ms, ""},
+                           events::agent_registered{"a1", "", {}, "", 0}},
+                     start_ms + 10, out);
+  CHECK(restarted.stats().events_stale_incarnation == 1);
+  restarted.on_event(event{event_header{protocol_version, "n1", 12, 2, start_ms, ""},
+                           events::task_started{"t2", "a1", 1}},
+                     start_ms + 10, out);
+  REQUIRE(restarted.node("n1") != nullptr);
+  CHECK(restarted.node("n1")->incarnation == 12);
+  CHECK(restarted.node("n1")->applied_seq == 2);
+}
+
+TEST_CASE("a state file made before nodes.retired_incarnations opens and gains the column", "[store]") {
+  temp_state_file file;
+  {
+    auto subject = open_or_fail(file.path());
+    committing_engine fleet(*subject);
+    fleet.critical("n1", 1, "", events::agent_registered{"a1", "", {}, "", 0});
+  }
+  run_sql(file.path(), "ALTER TABLE nodes DROP COLUMN retired_incarnations");
+  auto reopened = open_or_fail(file.path());
+  const auto stored = load_or_fail(*reopened);
+  REQUIRE(stored.nodes.size() == 1);
+  CHECK(stored.nodes.front().retired_incarnations.empty());
+  CHECK(query_text(file.path(), "SELECT retired_incarnations FROM nodes WHERE node = 'n1'") == "[]");
 }
 
 TEST_CASE("a damaged row is reported by load, naming the table and key", "[store]") {

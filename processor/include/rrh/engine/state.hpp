@@ -31,11 +31,19 @@ const char* to_string(agent_state state) noexcept;
 const char* to_string(task_state state) noexcept;
 const char* to_string(episode_state state) noexcept;
 
+/// Incarnations of one node remembered as retired.
+inline constexpr std::size_t retired_incarnations_max = 16;
+
 /// One sender's delivery cursor: the next critical seq it will apply.
 struct node_record {
   std::string node;
   std::uint64_t incarnation = 0;
   std::uint64_t applied_seq = 0;   ///< every critical event up to this seq is applied
+  /// Incarnations this node has left behind, oldest first (at most
+  /// retired_incarnations_max): a late retransmission from one of them must not switch
+  /// the node back and replay events already applied. Stored with the node, so the
+  /// switch and the memory of what was left are one commit.
+  std::vector<std::uint64_t> retired_incarnations;
   time_ms last_heartbeat_ms = 0;   ///< processor time of the last heartbeat (not persisted across restarts' meaning)
   std::uint64_t heartbeat_interval_ms = 1000;
   std::string host;
