@@ -180,7 +180,16 @@ class processor_shell {
     }
   }
 
+  // Receives what is waiting (up to a batch) and applies it in one engine call, which
+  // loads the records of later events while earlier ones are applied.
   void drain_events() {
+    receive_events();
+    if (batch_.empty()) return;
+    engine_.on_events(batch_, now(), effects_);
+    batch_.clear();
+  }
+
+  void receive_events() {
     const bool curve = security_.mode == bus_security::curve;
     const std::size_t frames_expected = curve ? event_frames_curve : event_frames_plain;
     for (std::size_t count = 0; count < event_batch_max; ++count) {
@@ -223,7 +232,7 @@ class processor_shell {
         }
         continue;
       }
-      engine_.on_event(decoded.value(), now(), effects_);
+      batch_.push_back(std::move(decoded.value()));
     }
   }
 
@@ -382,6 +391,7 @@ class processor_shell {
   const clock& clock_;
   engine::engine engine_;
   engine::effects effects_;
+  std::vector<event> batch_;  ///< events received in one drain, applied together
   std::unique_ptr<store> store_;
   const std::uint64_t incarnation_;
   const engine::time_ms start_wall_ms_;
