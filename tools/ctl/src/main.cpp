@@ -132,8 +132,8 @@ int main_checked(int argc, char** argv) {
   CLI::App app{
       "rrh-ctl: ask a running rrh-processor about its state, through its control socket.\n"
       "Commands: status | agents | tasks | episodes | config | help | agent ID | task ID |\n"
-      "episode ID | keygen --out DIR --name NAME. Lists (agents, tasks, episodes) hold at most 10000 entries in id order;\n"
-      "a cut list says \"truncated\":true and its \"total\".\n"
+      "episode ID | keygen --out DIR --name NAME. Lists (agents, tasks, episodes) hold at\n"
+      "most 10000 entries in id order; a cut list says \"truncated\":true and its \"total\".\n"
       "Output: the processor's JSON reply as received, on one line; --pretty prints tables\n"
       "(lists) or key: value lines (single objects and status).\n"
       "Exit codes: 0 ok; 1 the processor answered an error (e.g. no such agent); 2 usage\n"
