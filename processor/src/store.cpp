@@ -1,11 +1,16 @@
 #include "store.hpp"
 
+#include <fcntl.h>
 #include <sqlite3.h>
+#include <sys/file.h>
+#include <unistd.h>
 
 #include <array>
 #include <charconv>
 #include <chrono>
+#include <cerrno>
 #include <cmath>
+#include <cstring>
 #include <deque>
 #include <limits>
 #include <optional>
@@ -570,6 +575,7 @@ store::store(std::string path, sqlite3* database)
 store::~store() {
   statements_.reset();  // finalize before close, or the close fails
   sqlite3_close(database_);
+  if (lock_descriptor_ >= 0) ::close(lock_descriptor_);  // releases the flock
 }
 
 namespace {
@@ -654,12 +660,45 @@ status check_or_create_schema(sqlite3* database, const std::string& path) {
 
 }  // namespace
 
+namespace {
+
+bool is_memory_path(const std::string& path) { return path == ":memory:" || path.empty(); }
+
+/// One state file serves one processor: two would both apply events and send commands,
+/// each with its own idea of the state. An exclusive flock on the file (separate from
+/// SQLite's own byte-range locks, so the sqlite3 CLI can still read) refuses a second
+/// one. Released by the kernel when the holder exits, however it exits.
+expected<int> lock_state_file(const std::string& path) {
+  const int descriptor = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  if (descriptor < 0) return store_error(path, "open", std::strerror(errno));
+  if (::flock(descriptor, LOCK_EX | LOCK_NB) != 0) {
+    const int reason = errno;
+    ::close(descriptor);
+    if (reason == EWOULDBLOCK) {
+      return store_error(path, "open",
+                         "the state file is in use by another rrh-processor (one state file serves "
+                         "one processor): stop that one, or give this one another --state path");
+    }
+    return store_error(path, "lock", std::strerror(reason));
+  }
+  return descriptor;
+}
+
+}  // namespace
+
 expected<std::unique_ptr<store>> store::open(const std::string& path, store_sync sync) {
+  int lock_descriptor = -1;
+  if (!is_memory_path(path)) {
+    auto locked = lock_state_file(path);
+    if (!locked) return locked.error();
+    lock_descriptor = locked.value();
+  }
   sqlite3* database = nullptr;
   const int opened = sqlite3_open_v2(path.c_str(), &database,
                                      SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, nullptr);
   // The store owns the handle from here on, even when the open failed.
   std::unique_ptr<store> opened_store(new store(path, database));
+  opened_store->lock_descriptor_ = lock_descriptor;
   if (opened != SQLITE_OK) return store_error(path, "open", describe(database));
   sqlite3_extended_result_codes(database, 1);
   sqlite3_busy_timeout(database, busy_timeout_ms);
@@ -678,7 +717,7 @@ expected<std::unique_ptr<store>> store::open(const std::string& path, store_sync
     }
   }
 
-  const bool in_memory = path == ":memory:" || path.empty();
+  const bool in_memory = is_memory_path(path);
   auto mode = query_text(database, path, in_memory ? "PRAGMA journal_mode" : "PRAGMA journal_mode=WAL");
   if (!mode) return mode.error();
   opened_store->journal_mode_ = mode.value().value_or("");

@@ -47,7 +47,8 @@ class store {
 
   /// Opens (creating when missing) the state file at `path`, or a private in-memory
   /// database for ":memory:". Creates the schema in an empty database; refuses a file of
-  /// a newer schema version or one that is not an rrh state file. Errors: errc::config.
+  /// a newer schema version or one that is not an rrh state file, and a file another
+  /// store (in this or another process) holds open. Errors: errc::config.
   static expected<std::unique_ptr<store>> open(const std::string& path,
                                                store_sync sync = store_sync::full);
 
@@ -101,6 +102,7 @@ class store {
   std::string path_;
   std::string journal_mode_;
   sqlite3* database_ = nullptr;
+  int lock_descriptor_ = -1;  ///< holds the exclusive flock of a state file; -1 in memory
   std::unique_ptr<statements> statements_;
   store_stats stats_;
   // Reused per commit, so that deduplicating keys and rendering JSON allocate rarely.

@@ -717,6 +717,25 @@ TEST_CASE("a state file made before nodes.retired_incarnations opens and gains t
   CHECK(query_text(file.path(), "SELECT retired_incarnations FROM nodes WHERE node = 'n1'") == "[]");
 }
 
+TEST_CASE("a state file open in one store is refused to a second, until the first closes", "[store]") {
+  temp_state_file file;
+  auto first = open_or_fail(file.path());
+  const auto second = store::open(file.path());
+  REQUIRE_FALSE(second.has_value());
+  CHECK(second.error().code == errc::config);
+  CHECK_THAT(second.error().detail, Catch::Contains("in use by another rrh-processor") &&
+                                        Catch::Contains(file.path()));
+  // The refused open changed nothing, and readers (the sqlite3 CLI) are not locked out.
+  CHECK(query_text(file.path(), "SELECT value FROM meta WHERE key = 'schema_version'") ==
+        std::to_string(store::schema_version));
+  first.reset();
+  CHECK(store::open(file.path()).has_value());
+  // In memory, every store is private: no lock.
+  auto memory_one = open_or_fail(":memory:");
+  auto memory_two = open_or_fail(":memory:");
+  CHECK(memory_two->path() == ":memory:");
+}
+
 TEST_CASE("a damaged row is reported by load, naming the table and key", "[store]") {
   temp_state_file file;
   {
