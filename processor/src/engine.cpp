@@ -135,8 +135,9 @@ struct timer {
 struct node_slot {
   std::string& key() { return record.node; }
   const std::string& key() const { return record.node; }
+  // Members in order of use: what every event of the node reads comes first, so that it
+  // takes few cache lines; the detector's window (read by heartbeats only) comes last.
   node_record record;
-  phi_detector detector;
   std::vector<std::uint32_t> agents;
   /// Hosted agents a heartbeat may change (not healthy, or stale): while 0, a heartbeat
   /// without stale entries needs no per-agent work, so a healthy fleet's heartbeats cost
@@ -148,14 +149,20 @@ struct node_slot {
   bool suspect = false;
   bool dead = false;
   time_ms dead_since_ms = 0;  // when `dead` was last set
+  phi_detector detector;
 };
 
 struct agent_slot {
   std::string& key() { return record.agent; }
   const std::string& key() const { return record.agent; }
-  agent_record record;
+  // What an event of the agent reads comes first, with the record's id and state right
+  // after: in a large fleet each line of a slot is a cache miss.
   std::uint32_t node = 0;
+  bool live = false;
   bool stale = false;
+  std::uint64_t tasks = 0;
+  std::uint64_t generation = 0;
+  agent_record record;
   time_ms healthy_since_ms = 0;
   std::uint64_t recover_command = 0;
   std::uint64_t probe_command = 0;
@@ -171,9 +178,6 @@ struct agent_slot {
   bool died_of_silence = false;
   std::uint64_t incarnation_at_death = 0;
   std::uint64_t attempts_before_death = 0;
-  std::uint64_t tasks = 0;
-  std::uint64_t generation = 0;
-  bool live = false;
 };
 
 struct task_slot {

@@ -33,12 +33,13 @@ class phi_detector {
   double phi_after(double elapsed_ms, std::uint64_t acceptable_pause_ms,
                    std::uint64_t min_std_deviation_ms) const;
 
-  std::array<float, window_size> intervals_{};
+  // The scalars first: every event of a node reads them, and they share a cache line.
   std::size_t next_ = 0;
   std::size_t count_ = 0;
   double sum_ = 0;
   double sum_squares_ = 0;
   time_ms last_ms_ = 0;
+  std::array<float, window_size> intervals_{};
 };
 
 }  // namespace rrh::engine

@@ -53,12 +53,13 @@ struct node_record {
 };
 
 struct agent_record {
+  // Fields in order of use (the engine reads the first ones on every event of the agent).
   std::string agent;
-  std::string node;        ///< node hosting it
-  std::string pool;
-  std::string supervisor;  ///< node that restarts it; empty: its own node
-  std::string episode;
   agent_state state = agent_state::registered;
+  std::string episode;
+  std::string pool;
+  std::string node;        ///< node hosting it
+  std::string supervisor;  ///< node that restarts it; empty: its own node
   std::uint64_t watchdog_timeout_ms = 0;
   std::uint64_t recovery_attempts = 0;
   time_ms last_recovery_ms = 0;     ///< when the last agent.recover was sent
