@@ -213,6 +213,9 @@ class Shim:
         command_dedup_window: Optional[int] = None,
         command_queue_max: Optional[int] = None,
         supervisor: Optional[str] = None,
+        security: Optional[str] = None,
+        curve_secret_key_file: Optional[PathLike] = None,
+        curve_server_key_file: Optional[PathLike] = None,
         config_file: Optional[PathLike] = None,
         use_environment: bool = True,
         exit_flush_timeout_ms: int = EXIT_FLUSH_TIMEOUT_MS,
@@ -234,6 +237,9 @@ class Shim:
             "command_dedup_window": command_dedup_window,
             "command_queue_max": command_queue_max,
             "supervisor": supervisor,
+            "security": security,
+            "curve_secret_key_file": os.fspath(curve_secret_key_file) if curve_secret_key_file is not None else None,
+            "curve_server_key_file": os.fspath(curve_server_key_file) if curve_server_key_file is not None else None,
         }
         for name, value in overrides.items():
             if value is not None:
@@ -294,6 +300,8 @@ class Shim:
             self.close()
 
     def __repr__(self) -> str:
+        if getattr(self, "_native", None) is None:
+            return "<rrh.Shim not started>"  # its construction failed
         if self.closed:
             return "<rrh.Shim closed>"
         return f"<rrh.Shim node_id={self.node_id!r} incarnation={self.incarnation}>"

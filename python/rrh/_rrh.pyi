@@ -27,6 +27,9 @@ class ShimConfig:
     command_dedup_window: int
     command_queue_max: int
     supervisor: str
+    security: str
+    curve_secret_key_file: str
+    curve_server_key_file: str
     def __init__(self) -> None: ...
     @staticmethod
     def from_yaml_file(path: str) -> ShimConfig: ...

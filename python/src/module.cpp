@@ -378,6 +378,16 @@ PYBIND11_MODULE(_rrh, module) {
       .def_readwrite("command_dedup_window", &rrh::shim_config::command_dedup_window)
       .def_readwrite("command_queue_max", &rrh::shim_config::command_queue_max)
       .def_readwrite("supervisor", &rrh::shim_config::supervisor)
+      .def_property(
+          "security",
+          [](const rrh::shim_config& config) { return std::string(rrh::to_string(config.security)); },
+          [](rrh::shim_config& config, const std::string& name) {
+            auto parsed = rrh::parse_bus_security(name, "security");
+            if (!parsed) throw py::value_error(parsed.error().detail);
+            config.security = parsed.value();
+          })
+      .def_readwrite("curve_secret_key_file", &rrh::shim_config::curve_secret_key_file)
+      .def_readwrite("curve_server_key_file", &rrh::shim_config::curve_server_key_file)
       .def_static("from_yaml_file",
                   [](const std::string& path) { return unwrap(rrh::shim_config::from_yaml_file(path)); },
                   py::arg("path"), "Reads a YAML file whose keys are the field names.")

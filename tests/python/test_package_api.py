@@ -89,6 +89,27 @@ def test_keyword_arguments_override_the_environment(monkeypatch):
         assert overridden.node_id == "from-argument"
 
 
+def test_curve_settings_are_checked_when_the_node_starts(tmp_path):
+    assert rrh.ShimConfig().security == "none"
+    with pytest.raises(ValueError, match="security"):
+        make_node(security="tls")
+    with pytest.raises(ValueError, match="curve_secret_key_file: .*absent.key_secret.*no such file"):
+        make_node(security="curve", curve_secret_key_file=tmp_path / "absent.key_secret",
+                  curve_server_key_file=tmp_path / "absent.key")
+
+    # Keys as `rrh-ctl keygen` writes them: a node starts with them.
+    zmq = pytest.importorskip("zmq")
+    for name in ("node", "broker"):
+        public, secret = zmq.curve_keypair()
+        (tmp_path / f"{name}.key").write_bytes(public + b"\n")
+        secret_file = tmp_path / f"{name}.key_secret"
+        secret_file.write_bytes(secret + b"\n")
+        secret_file.chmod(0o600)
+    with make_node(security="curve", curve_secret_key_file=tmp_path / "node.key_secret",
+                   curve_server_key_file=tmp_path / "broker.key", exit_flush_timeout_ms=0) as node:
+        assert node.node_id == "pytest-node"
+
+
 def test_invalid_configuration_and_input_raise():
     with pytest.raises(ValueError, match="not a valid id"):
         make_node("bad id")
