@@ -49,6 +49,8 @@ std::vector<double> kill_round(const options& settings, stack& bus, const std::s
                                std::chrono::milliseconds warmup, double bound_ms) {
   zmq::context_t context;
   auto deaths = subscribe(context, bus.broker(), {"agent.dead "});
+  // Agents of earlier rounds are dead by now; count from here.
+  const auto healthy_before = bus.status_number("healthy");
   std::vector<std::string> node_ids;
   std::vector<std::unique_ptr<child_process>> agents;
   for (std::uint64_t index = 0; index < settings.detection_nodes; ++index) {
@@ -62,13 +64,13 @@ std::vector<double> kill_round(const options& settings, stack& bus, const std::s
     if (!agent) throw scenario_failure{agent.error().detail};
     agents.push_back(std::move(agent.value()));
   }
-  const auto healthy_before = bus.status_number("healthy");
   const auto expected_agents = static_cast<double>(settings.detection_nodes * agents_per_node);
   const auto healthy = [&] { return bus.status_number("healthy") >= healthy_before + expected_agents; };
   zmq::pollitem_t item{deaths.handle(), 0, ZMQ_POLLIN, 0};
   const auto wait_step = [&] { zmq::poll(&item, 1, std::chrono::milliseconds(50)); };
   if (!pump_until(healthy, wait_step, steady::now() + setup_timeout_ms)) {
-    throw scenario_failure{"detection: the rrh-agent nodes did not all become healthy"};
+    throw scenario_failure{"detection: only " + std::to_string(bus.status_number("healthy") - healthy_before) +
+                           " of " + std::to_string(expected_agents) + " agents of the rrh-agent nodes became healthy"};
   }
   const auto warm_until = steady::now() + warmup;
   pump_until([&] { return steady::now() >= warm_until; }, wait_step, warm_until + setup_timeout_ms);
