@@ -131,8 +131,11 @@ scenario_result run_scale(const options& settings) {
     result.figures.push_back(rss);
     const double per_agent =
         static_cast<double>(item.rss - std::min(item.rss, item.rss_idle)) / static_cast<double>(item.agents);
-    result.figures.push_back({"scale.bytes_per_agent." + name, per_agent, budget_per_agent,
-                              per_agent / budget_per_agent, "bytes/agent", 1.0});
+    // Per agent, the fixed cost of a small processor dominates: judged at a million only.
+    figure bytes{"scale.bytes_per_agent." + name, per_agent, budget_per_agent, per_agent / budget_per_agent,
+                 "bytes/agent", std::nullopt};
+    if (item.agents >= rss_budget_agents) bytes.target = 1.0;
+    result.figures.push_back(bytes);
     result.figures.push_back({"scale.heartbeat_cpu." + name, item.heartbeat_us, smallest.heartbeat_us,
                               smallest.heartbeat_us > 0 ? item.heartbeat_us / smallest.heartbeat_us : 0,
                               "us/heartbeat", cost_ratio_target, false, item.lossless});
