@@ -157,6 +157,8 @@ const auto& key_table() {
        "cap of the exponential retry delay"},
       {"non_retryable_errors", list_key{&rc::non_retryable_errors},
        "error types that fail a task at once, without retry"},
+      {"task_timeout", duration(&rc::task_timeout_ms, 0),
+       "an attempt without an outcome this long fails (rrh.TaskTimeout, retryable); 0 = never"},
       // Episodes.
       {"error_window", duration(&rc::error_window_ms, 0),
        "count only errors this recent toward error_threshold; 0 counts the whole episode"},

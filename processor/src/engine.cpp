@@ -87,12 +87,15 @@ class slot_table {
   void prefetch_index(std::string_view id) const noexcept {
     index_.prefetch(detail::flat_index::hash(id));
   }
-  void prefetch_slot(std::string_view id) const noexcept {
+  // `whole`: every line of the slot, not only its first ones (a node's heartbeat reads the
+  // failure detector at the slot's end).
+  void prefetch_slot(std::string_view id, bool whole = false) const noexcept {
     const auto slot = index_.likely_slot(detail::flat_index::hash(id));
     if (!slot || *slot >= slots_.size()) return;
     const auto* bytes = reinterpret_cast<const char*>(&slots_[*slot]);
     constexpr std::size_t line = 64;
-    constexpr std::size_t lines = std::min<std::size_t>((sizeof(Slot) + line - 1) / line, prefetch_lines_max);
+    constexpr std::size_t slot_lines = (sizeof(Slot) + line - 1) / line;
+    const std::size_t lines = whole ? slot_lines : std::min(slot_lines, prefetch_lines_max);
     for (std::size_t at = 0; at < lines; ++at) __builtin_prefetch(bytes + at * line);
   }
   template <class Visit>
@@ -121,6 +124,7 @@ enum class timer_kind : std::uint8_t {
   recovery_timeout,  // a recovery was not confirmed in time
   recovery_queue,    // the recovery pacer has a token again
   task_retry,        // a scheduled retry is due
+  task_timeout,      // a running (or retried) task had no outcome in task_timeout
   episode_shutdown,  // the shutdown grace of an episode ran out
   command_resend,    // an unacked command is due for retransmission
 };
@@ -188,6 +192,8 @@ struct task_slot {
   std::uint64_t retry_command = 0;
   bool no_target_alerted = false;
   std::uint64_t generation = 0;
+  std::uint64_t timeout_generation = 0;  // moves whenever an attempt's timeout is (re)armed
+  time_ms attempt_since_ms = 0;          // when the attempt being timed began (or was resent)
   bool live = false;
 };
 
@@ -1109,7 +1115,32 @@ struct engine::impl {
     task.record.agent = data.agent;
     task.record.attempt = std::max(task.record.attempt, data.attempt);
     if (const auto owner = owner_of(task)) task.record.pool = agents[*owner].record.pool;
+    arm_task_timeout(*slot);
     mark(task);
+  }
+
+  // With task_timeout set, an attempt without an outcome in that time fails: the agent
+  // died or hung with the task, or the retry never reached it.
+  void arm_task_timeout(std::uint32_t slot) {
+    auto& task = tasks[slot];
+    const auto timeout_ms = config_of_episode(task.record.episode).task_timeout_ms;
+    ++task.timeout_generation;
+    task.attempt_since_ms = now;
+    if (timeout_ms == 0) return;
+    schedule(now + timeout_ms, timer_kind::task_timeout, slot, task.timeout_generation);
+  }
+
+  void on_task_timeout(std::uint32_t slot) {
+    auto& task = tasks[slot];
+    if (task.record.state != task_state::running && task.record.state != task_state::retrying) return;
+    const auto timeout_ms = config_of_episode(task.record.episode).task_timeout_ms;
+    cancel_command(task.retry_command);  // a retry never started is not waited for any more
+    task.retry_command = 0;
+    count_episode(task.record.episode, &episode_record::tasks_failed);
+    const auto why = "no outcome of attempt " + std::to_string(task.record.attempt) + " of task '" +
+                     task.record.task + "' within " + std::to_string(timeout_ms) + " ms (task_timeout)";
+    raise_alert("warning", "task.timeout", why, task.record.agent, task.record.episode);
+    task_failure(slot, std::string(task_timeout_error), why, true);
   }
 
   void on_task_failed(const event& message) {
@@ -1251,6 +1282,7 @@ struct engine::impl {
       return;
     }
     count_episode(task.record.episode, &episode_record::tasks_retried);
+    arm_task_timeout(slot);
     mark(task);
   }
 
@@ -1370,7 +1402,8 @@ struct engine::impl {
           [&](const std::string& id) { agents.prefetch_index(id); },
           [&](const std::string& id) { tasks.prefetch_index(id); });
     } else {
-      ids([&](const std::string& id) { nodes.prefetch_slot(id); },
+      const bool heartbeat = std::holds_alternative<events::heartbeat>(message.body);
+      ids([&](const std::string& id) { nodes.prefetch_slot(id, heartbeat); },
           [&](const std::string& id) { agents.prefetch_slot(id); },
           [&](const std::string& id) { tasks.prefetch_slot(id); });
     }
@@ -1517,6 +1550,12 @@ struct engine::impl {
           on_retry_timer(slot);
         }
         return;
+      case timer_kind::task_timeout:
+        if (tasks[slot].live && tasks[slot].timeout_generation == due.generation) {
+          ++counters.timers_fired;
+          on_task_timeout(slot);
+        }
+        return;
       case timer_kind::episode_shutdown:
         if (episodes[slot].live && episodes[slot].generation == due.generation &&
             episodes[slot].record.state == episode_state::shutting_down) {
@@ -1584,6 +1623,8 @@ struct engine::impl {
       if (const auto agent_slot_index = agents.find(record.agent)) ++agents[*agent_slot_index].tasks;
       if (record.state == task_state::retry_scheduled) {
         schedule(record.retry_due_ms, timer_kind::task_retry, slot, task.generation);
+      } else if (record.state == task_state::running || record.state == task_state::retrying) {
+        arm_task_timeout(slot);  // a fresh window from the restart, as detection gets
       }
     }
     for (const auto& stored_command : stored.commands) {

@@ -123,6 +123,9 @@ world::world(run_options options, totals& sums)
   config_.failure_detector =
       chance(0.5) ? engine::detector_mode::phi_accrual : engine::detector_mode::missed_heartbeats;
   config_.stale_grace_ms = 5000;
+  // Even seeds time out attempts that lost their outcome (a node crash, a hang). Taken
+  // from the seed, not drawn, so that every seed's run stays what it was before.
+  config_.task_timeout_ms = options_.seed % 2 == 0 ? 30'000 : 0;
   config_.probe_timeout_ms = 5000;
   config_.probe_slow_ms = 2000;
   config_.recovery_timeout_ms = 8000;
@@ -361,6 +364,13 @@ void world::check_liveness() {
     if (task.state == engine::task_state::retry_scheduled) {
       fail("liveness: task " + task.task + " still has a retry scheduled at " + std::to_string(task.retry_due_ms) +
            " (now " + std::to_string(now_ms_) + ")");
+    }
+    // With task_timeout, no attempt is lost for good: one whose run died with its node
+    // (or was never started) timed out and was retried or abandoned.
+    if (config_.task_timeout_ms > 0 &&
+        (task.state == engine::task_state::running || task.state == engine::task_state::retrying)) {
+      fail("liveness: task " + task.task + " still " + engine::to_string(task.state) + " although task_timeout is " +
+           std::to_string(config_.task_timeout_ms) + " ms");
     }
   });
   brain.for_each_episode([&](const engine::episode_record& episode) {

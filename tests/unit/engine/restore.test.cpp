@@ -160,3 +160,22 @@ TEST_CASE("a restored engine resumes recoveries in flight", "[engine][restore]")
     REQUIRE(after.subject().agent("a1")->recovery_attempts == 1);
   }
 }
+
+TEST_CASE("a restored running task gets a fresh task_timeout window", "[engine][restore][timeout]") {
+  auto config = restore_config();
+  config.task_timeout_ms = 10'000;
+  engine_fixture before(config);
+  before.register_agent("n1", "a1");
+  before.start_task("n1", "t1", "a1");
+  before.advance(8'000);
+  const auto stored = take_snapshot(before.subject());
+
+  engine_fixture after(config);
+  const auto restart_ms = before.now() + 60'000;  // down a minute: past the old deadline
+  after.restore(stored, restart_ms);
+  after.advance_to(restart_ms + 9'999);
+  REQUIRE(after.subject().task("t1")->state == task_state::running);
+  after.advance_to(restart_ms + 10'000);
+  REQUIRE(after.subject().task("t1")->state == task_state::retry_scheduled);
+  REQUIRE(after.subject().task("t1")->last_error_type == "rrh.TaskTimeout");
+}

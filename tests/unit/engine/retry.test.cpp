@@ -300,3 +300,71 @@ TEST_CASE("task.retry_scheduled names the agent the retry then goes to", "[engin
     REQUIRE(body_of<commands::task_retry>(retries[0]).agent == planned);
   }
 }
+
+TEST_CASE("an attempt without an outcome fails after task_timeout", "[engine][retry][timeout]") {
+  auto config = retry_config(backoff_policy::fixed);
+  config.task_timeout_ms = 10'000;
+  engine_fixture fixture(config);
+  fixture.register_agent("n1", "a1");
+  fixture.start_task("n1", "t1", "a1");
+  const auto started_ms = fixture.now();
+
+  SECTION("no outcome: a retryable failure of type rrh.TaskTimeout, an alert, then the retry") {
+    fixture.advance_to(started_ms + 9'999);
+    REQUIRE(fixture.subject().task("t1")->state == task_state::running);
+    REQUIRE(fixture.events_of<events::task_retry_scheduled>().empty());
+    fixture.advance_to(started_ms + 10'000);
+    const auto* task = fixture.subject().task("t1");
+    REQUIRE(task->state == task_state::retry_scheduled);
+    REQUIRE(task->last_error_type == "rrh.TaskTimeout");
+    REQUIRE(task->failures == 1);
+    const auto scheduled = fixture.events_of<events::task_retry_scheduled>();
+    REQUIRE(scheduled.size() == 1);
+    REQUIRE(scheduled[0].attempt == 2);
+    REQUIRE(fixture.alerts("task.timeout").size() == 1);
+    fixture.advance_to(started_ms + 11'000);
+    const auto retries = fixture.commands_of<commands::task_retry>();
+    REQUIRE(retries.size() == 1);
+    REQUIRE(body_of<commands::task_retry>(retries[0]).attempt == 2);
+  }
+
+  SECTION("an outcome in time cancels it") {
+    fixture.advance_to(started_ms + 5'000);
+    fixture.succeed_task("n1", "t1", "a1");
+    fixture.advance_to(started_ms + 60'000);
+    REQUIRE(fixture.events_of<events::task_retry_scheduled>().empty());
+    REQUIRE(fixture.alerts("task.timeout").empty());
+  }
+
+  SECTION("a reported failure re-arms nothing until the next attempt starts") {
+    fixture.advance_to(started_ms + 5'000);
+    fixture.fail_task("n1", "t1", "a1");                   // retry at +6 s
+    fixture.advance_to(started_ms + 6'000);                // task.retry sent: attempt 2 timed from here
+    REQUIRE(fixture.commands_of<commands::task_retry>().size() == 1);
+    fixture.advance_to(started_ms + 15'999);
+    REQUIRE(fixture.alerts("task.timeout").empty());       // the first attempt's timer is stale
+    fixture.advance_to(started_ms + 16'000);
+    REQUIRE(fixture.alerts("task.timeout").size() == 1);   // the retry never started
+    REQUIRE(fixture.subject().task("t1")->last_error_type == "rrh.TaskTimeout");
+  }
+
+  SECTION("attempts that all time out end abandoned at the retry limit, with a rollback") {
+    fixture.advance(200'000);  // every attempt times out; retries are sent and never start
+    const auto* task = fixture.subject().task("t1");
+    if (task != nullptr) REQUIRE(task->state == task_state::abandoned);
+    REQUIRE(fixture.events_of<events::task_abandoned>().size() == 1);
+    REQUIRE(fixture.commands_of<commands::task_retry>().size() == 3);
+    REQUIRE(fixture.commands_of<commands::task_rollback>().size() == 1);
+    REQUIRE(fixture.alerts("task.timeout").size() == 4);
+  }
+}
+
+TEST_CASE("without task_timeout a task may run as long as it likes", "[engine][retry][timeout]") {
+  engine_fixture fixture(retry_config(backoff_policy::fixed));
+  REQUIRE(fixture.subject().config().task_timeout_ms == 0);
+  fixture.register_agent("n1", "a1");
+  fixture.start_task("n1", "t1", "a1");
+  fixture.advance(7 * 86'400'000ull);
+  REQUIRE(fixture.subject().task("t1")->state == task_state::running);
+  REQUIRE(fixture.alerts("task.timeout").empty());
+}

@@ -58,6 +58,7 @@ settings every_key_changed() {
       {"retry_backoff_factor", 1.5},
       {"task_retry_delay_max", std::string("2m")},
       {"non_retryable_errors", std::string("ValueError, Auth \"Denied\": yes")},
+      {"task_timeout", std::string("10m")},
       {"error_window", std::string("1h")},
       {"shutdown_grace", std::int64_t{12}},
       {"failure_detector", std::string("missed_heartbeats")},

@@ -31,6 +31,9 @@ enum class detector_mode {
 const char* to_string(backoff_policy policy) noexcept;
 const char* to_string(detector_mode mode) noexcept;
 
+/// The error type of a failure the processor declares for an attempt without an outcome.
+inline constexpr std::string_view task_timeout_error = "rrh.TaskTimeout";
+
 /// Every tunable of the engine. Field names are the configuration keys.
 struct resilience_config {
   // --- The seed's keys, with the seed's defaults ---------------------------------------
@@ -46,6 +49,9 @@ struct resilience_config {
   double retry_backoff_factor = 2.0;         ///< growth per retry for the exponential policies
   std::uint64_t task_retry_delay_max_ms = 300'000;  ///< cap of the exponential delay
   std::vector<std::string> non_retryable_errors;    ///< error types abandoned at once
+  /// An attempt (a task.started, or a task.retry sent) without an outcome this long fails
+  /// with error type rrh.TaskTimeout (retryable); 0 = never (the seed's behaviour).
+  std::uint64_t task_timeout_ms = 0;
 
   // --- Episodes --------------------------------------------------------------------------
   std::uint64_t error_window_ms = 0;       ///< count errors only this far back; 0 = whole episode
