@@ -57,24 +57,38 @@ double phi_detector::phi(time_ms now, std::uint64_t acceptable_pause_ms,
 
 time_ms phi_detector::time_at_phi(double threshold, std::uint64_t acceptable_pause_ms,
                                   std::uint64_t min_std_deviation_ms) const {
-  // phi grows monotonically with silence: bisect for the crossing, to the millisecond.
-  double low = 0.0;
-  double high = std::max(1.0, mean_interval_ms() + static_cast<double>(acceptable_pause_ms));
-  constexpr int doublings_max = 40;
-  for (int step = 0; step < doublings_max &&
-                     phi_after(high, acceptable_pause_ms, min_std_deviation_ms) < threshold;
-       ++step) {
-    high *= 2.0;
+  const auto phi_at = [&](double elapsed_ms) {
+    return phi_after(elapsed_ms, acceptable_pause_ms, min_std_deviation_ms);
+  };
+  if (phi_at(0.0) >= threshold) return last_ms_;
+  // phi = -log10(p) with p = e / (1 + e) and ln e = -y (a + b y^2): for the threshold's p,
+  // y solves b y^3 + a y - c = 0 with c = ln((1 - p) / p). With a, b > 0 the cubic has one
+  // real root (Cardano). One evaluation instead of a search: every heartbeat asks this.
+  constexpr double a = 1.5976;
+  constexpr double b = 0.070566;
+  constexpr double ln10 = 2.302585092994046;
+  // ln((1 - p) / p) with p = 10^-threshold, computed without underflow for large thresholds.
+  const double c = threshold * ln10 + std::log1p(-std::pow(10.0, -threshold));
+  const double half_q = -c / (2.0 * b);
+  const double third_p = a / (3.0 * b);
+  const double root = std::sqrt(half_q * half_q + third_p * third_p * third_p);
+  const double y = std::cbrt(-half_q + root) + std::cbrt(-half_q - root);
+  const double mean = mean_interval_ms() + static_cast<double>(acceptable_pause_ms);
+  const double variance = std::max(0.0, sum_squares_ / static_cast<double>(count_) -
+                                            mean_interval_ms() * mean_interval_ms());
+  const double deviation = std::max(std::sqrt(variance), static_cast<double>(min_std_deviation_ms));
+  constexpr double elapsed_max_ms = 1e15;  // far beyond any timer; keeps the cast defined
+  double elapsed = std::clamp(std::ceil(mean + y * deviation), 0.0, elapsed_max_ms);
+  // Rounding of the closed form can be off by a millisecond either way: settle on the
+  // first whole millisecond at which phi reaches the threshold, as phi() will judge it.
+  constexpr int settle_steps_max = 4;
+  for (int step = 0; step < settle_steps_max && elapsed < elapsed_max_ms && phi_at(elapsed) < threshold; ++step) {
+    elapsed += 1.0;
   }
-  while (high - low > 1.0) {
-    const double middle = (low + high) / 2.0;
-    if (phi_after(middle, acceptable_pause_ms, min_std_deviation_ms) >= threshold) {
-      high = middle;
-    } else {
-      low = middle;
-    }
+  for (int step = 0; step < settle_steps_max && elapsed >= 1.0 && phi_at(elapsed - 1.0) >= threshold; ++step) {
+    elapsed -= 1.0;
   }
-  return last_ms_ + static_cast<time_ms>(std::ceil(high));
+  return last_ms_ + static_cast<time_ms>(elapsed);
 }
 
 }  // namespace rrh::engine

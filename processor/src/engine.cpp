@@ -497,6 +497,10 @@ struct engine::impl {
         node.record.pid != beat.pid) {
       mark(node);
     }
+    // The detector's statistics rest on the interval the node promised; a new promise (a
+    // node's first heartbeat after its registration opened the window with the default)
+    // starts them again, or a fast node would be judged by a slow default for a while.
+    if (node.record.heartbeat_interval_ms != interval_ms) node.detector = phi_detector{};
     node.record.heartbeat_interval_ms = interval_ms;
     node.record.host = beat.host;
     node.record.pid = beat.pid;

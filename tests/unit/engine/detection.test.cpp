@@ -2,6 +2,8 @@
 // and liveness judged on the processor's clock only.
 #include <catch2/catch.hpp>
 
+#include <random>
+
 
 #include "fixture.hpp"
 #include "rrh/engine/detector.hpp"
@@ -186,4 +188,54 @@ TEST_CASE("liveness is judged on the processor's clock, not the sender's", "[eng
     REQUIRE(fixture.state_of("a1") == agent_state::healthy);
     REQUIRE(fixture.subject().node("n1")->last_heartbeat_ms == fixture.now());
   }
+}
+
+TEST_CASE("time_at_phi is the first millisecond at which phi reaches the threshold", "[engine][detection]") {
+  // Random heartbeat histories and thresholds: the closed form, settled to the
+  // millisecond, must agree with phi() evaluated on both sides of it.
+  std::mt19937_64 random(GENERATE(1u, 2u, 3u, 4u));
+  std::uniform_int_distribution<std::uint64_t> interval(1, 5000);
+  std::uniform_int_distribution<std::uint64_t> pause(0, 10'000);
+  std::uniform_int_distribution<std::uint64_t> deviation_floor(1, 500);
+  std::uniform_real_distribution<double> threshold(0.5, 30.0);
+  for (int history = 0; history < 300; ++history) {
+    phi_detector detector;
+    time_ms now = 1'700'000'000'000;
+    const auto declared = interval(random);
+    detector.heartbeat(now, declared);
+    const int beats = static_cast<int>(random() % 150);
+    for (int beat = 0; beat < beats; ++beat) {
+      now += interval(random) / (1 + random() % 4);
+      detector.heartbeat(now, declared);
+    }
+    const auto acceptable_pause = pause(random);
+    const auto floor = deviation_floor(random);
+    for (const double level : {threshold(random), threshold(random), 8.0, 5.0}) {
+      INFO("history " << history << " threshold " << level);
+      const auto at = detector.time_at_phi(level, acceptable_pause, floor);
+      REQUIRE(at > now);
+      CHECK(detector.phi(at, acceptable_pause, floor) >= level);
+      CHECK(detector.phi(at - 1, acceptable_pause, floor) < level);
+    }
+  }
+}
+
+TEST_CASE("a node's first heartbeat restarts detection on the interval it promises", "[engine][detection]") {
+  // Registration opens the window with the default interval (1 s); the node then beats
+  // every 100 ms. Judged by the default, its death would take seconds to notice.
+  auto config = quiet_config();
+  config.acceptable_pause_ms = 0;
+  config.min_std_deviation_ms = 10;
+  engine_fixture fixture(config);
+  fixture.node("n1").heartbeat_interval_ms = 100;
+  fixture.register_agent("n1", "a1");
+  for (int beat = 0; beat < 10; ++beat) {
+    fixture.advance(100);
+    fixture.heartbeat("n1");
+  }
+  const auto last_beat_ms = fixture.now();
+  fixture.advance_to(last_beat_ms + 500);
+  const auto deaths = fixture.times_of<events::agent_dead>();
+  REQUIRE(deaths.size() == 1);
+  CHECK(deaths[0] - last_beat_ms < 300);
 }
