@@ -180,25 +180,38 @@ class processor_shell {
     }
   }
 
-  // Receives what is waiting (up to a batch) and applies it in one engine call, which
-  // loads the records of later events while earlier ones are applied.
+  // Receives what is waiting, up to a batch, and applies it in chunks (each one engine
+  // call, which loads the records of later events while earlier ones are applied). The
+  // batch is committed as one transaction — unless a chunk produced a command: then the
+  // batch ends there, so that a retry or a recovery waits for one chunk and one commit,
+  // not for everything else that was queued behind it.
   void drain_events() {
-    receive_events();
-    if (batch_.empty()) return;
-    engine_.on_events(batch_, now(), effects_);
-    batch_.clear();
+    std::size_t received = 0;
+    while (received < event_batch_max) {
+      const auto wanted = std::min(event_chunk_max, event_batch_max - received);
+      const auto taken = receive_events(wanted);
+      received += taken;
+      if (!batch_.empty()) {
+        engine_.on_events(batch_, now(), effects_);
+        batch_.clear();
+      }
+      if (taken < wanted || !effects_.commands.empty()) return;
+    }
   }
 
-  void receive_events() {
+  // Takes up to `limit` messages off the subscriber (fewer when no more are waiting);
+  // the valid events go to batch_. Returns how many messages were taken.
+  std::size_t receive_events(std::size_t limit) {
     const bool curve = security_.mode == bus_security::curve;
     const std::size_t frames_expected = curve ? event_frames_curve : event_frames_plain;
-    for (std::size_t count = 0; count < event_batch_max; ++count) {
+    std::size_t count = 0;
+    for (; count < limit; ++count) {
       // [topic][body], and with CURVE [sender key]: the publisher's public key, which the
       // broker appends after authenticating it (it drops events that bring their own).
       std::array<zmq::message_t, event_frames_curve> frames;
       std::size_t frame_count = 0;
       try {
-        if (!subscriber_.recv(frames[0], zmq::recv_flags::dontwait)) return;
+        if (!subscriber_.recv(frames[0], zmq::recv_flags::dontwait)) return count;
         frame_count = 1;
         bool more = frames[0].more();
         zmq::message_t extra;
@@ -210,7 +223,7 @@ class processor_shell {
         }
       } catch (const zmq::error_t& failure) {
         spdlog::warn("receive: {}", failure.what());
-        return;
+        return count;
       }
       if (frame_count != frames_expected) {
         count_malformed("a message of " + std::to_string(frame_count) + " frames (expected " +
@@ -234,6 +247,7 @@ class processor_shell {
       }
       batch_.push_back(std::move(decoded.value()));
     }
+    return count;
   }
 
   // CURVE: a node id belongs to the key that first sent an event for it (bound in the

@@ -15,6 +15,9 @@ namespace rrh::processor {
 /// Events drained from the bus per loop iteration (and per store commit): large enough to
 /// amortise a commit, small enough that control requests and timers are not starved.
 inline constexpr std::size_t event_batch_max = 2048;
+/// Events applied per engine call within a batch; a chunk that produces a command ends the
+/// batch early, so the command waits for at most this many events and one commit.
+inline constexpr std::size_t event_chunk_max = 256;
 /// Control requests answered per loop iteration.
 inline constexpr std::size_t control_batch_max = 16;
 /// Rejected events (a node id bound to another key) let through to the log and to an
