@@ -64,11 +64,12 @@ struct fleet_result {
   double events_per_s() const { return static_cast<double>(events) / seconds; }
 };
 
-fleet_result run_fleet(std::size_t agent_count, std::size_t event_count, std::size_t batch_size, std::uint64_t seed) {
+fleet_result run_fleet(std::size_t agent_count, std::size_t event_count, std::size_t batch_size, std::uint64_t probe_interval_s, std::uint64_t seed) {
   rrh::engine::resilience_config config;
   config.max_agents = agent_count + 1;
   config.max_nodes = agent_count / agents_per_node + 1;
   config.max_pending_commands = 10'000'000;
+  if (probe_interval_s > 0) config.agent_health_check_interval_ms = probe_interval_s * 1000;
   rrh::engine::engine engine(config);
   rrh::engine::effects out;
   rrh::engine::time_ms now = 1'700'000'000'000;
@@ -85,7 +86,13 @@ fleet_result run_fleet(std::size_t agent_count, std::size_t event_count, std::si
     auto& stream = streams[node];
     stream.node = "n" + std::to_string(node);
     rrh::events::heartbeat beat;
-    beat.interval_ms = 1000;
+    // Nodes beat in turn, one heartbeat every (2 * heartbeat_every - 1) events, so each
+    // node's real cadence grows with the fleet; it declares that cadence, so that at every
+    // size the fleet is healthy and the failure detector sees beats on time (declaring a
+    // shorter interval would make a large fleet's nodes late, and suspect).
+    beat.interval_ms = std::max<std::uint64_t>(
+        1, static_cast<std::uint64_t>(static_cast<double>(node_count * (2 * heartbeat_every - 1)) *
+                                      time_per_event_ms));
     for (std::size_t slot = 0; slot < agents_per_node; ++slot) {
       engine.on_event(critical(stream, rrh::events::agent_registered{agent_id(node, slot), "pool", {}, {}, 0}),
                       now, out);
@@ -95,6 +102,12 @@ fleet_result run_fleet(std::size_t agent_count, std::size_t event_count, std::si
     stream.heartbeat.header.node = stream.node;
     stream.heartbeat.header.incarnation = 7;
     stream.heartbeat.body = std::move(beat);
+  }
+  // Every node's first heartbeat makes its registered agents healthy: part of joining the
+  // fleet, not of its steady state, so it happens before the clock starts.
+  for (auto& stream : streams) {
+    engine.on_event(stream.heartbeat, now, out);
+    out.clear();
   }
   const auto heap_after = heap_bytes();
 
@@ -128,21 +141,48 @@ fleet_result run_fleet(std::size_t agent_count, std::size_t event_count, std::si
   mix.resize(event_count);
 
   double clock_ms = static_cast<double>(now);
+  // The agents answer the processor's probes, as their shims do: each agent.probe of a
+  // call comes back as a probe.reply in the next one (an unanswered probe would make its
+  // agent suspect, a fleet the benchmark does not mean to measure). Replies count as
+  // events applied.
+  std::vector<rrh::event> replies;
+  std::size_t replies_applied = 0;
+  const auto collect_replies = [&] {
+    for (const auto& sent : out.commands) {
+      const auto* probe = std::get_if<rrh::commands::agent_probe>(&sent.body);
+      if (probe == nullptr) continue;
+      rrh::event reply;
+      reply.header.node = sent.node;
+      reply.header.incarnation = 7;
+      reply.body = rrh::events::probe_reply{sent.id, probe->agent};
+      replies.push_back(std::move(reply));
+    }
+    out.clear();
+  };
   const auto started = steady::now();
   if (batch_size <= 1) {
     for (const auto& message : mix) {
       clock_ms += time_per_event_ms;
-      engine.on_event(message, static_cast<rrh::engine::time_ms>(clock_ms), out);
-      out.clear();
+      const auto at = static_cast<rrh::engine::time_ms>(clock_ms);
+      for (const auto& reply : replies) engine.on_event(reply, at, out);
+      replies_applied += replies.size();
+      replies.clear();
+      engine.on_event(message, at, out);
+      collect_replies();
     }
   } else {
     // As the processor applies what one poll brought: a batch at one instant.
     for (std::size_t at = 0; at < mix.size(); at += batch_size) {
       const auto count = std::min(batch_size, mix.size() - at);
       clock_ms += time_per_event_ms * static_cast<double>(count);
-      engine.on_events(std::span<const rrh::event>(mix.data() + at, count),
-                       static_cast<rrh::engine::time_ms>(clock_ms), out);
-      out.clear();
+      const auto now_ms = static_cast<rrh::engine::time_ms>(clock_ms);
+      if (!replies.empty()) {
+        engine.on_events(replies, now_ms, out);
+        replies_applied += replies.size();
+        replies.clear();
+      }
+      engine.on_events(std::span<const rrh::event>(mix.data() + at, count), now_ms, out);
+      collect_replies();
     }
   }
   const auto elapsed = std::chrono::duration<double>(steady::now() - started).count();
@@ -150,11 +190,14 @@ fleet_result run_fleet(std::size_t agent_count, std::size_t event_count, std::si
   std::map<std::string, std::size_t> by_state;
   engine.for_each_agent([&](const rrh::engine::agent_record& agent) { ++by_state[rrh::engine::to_string(agent.state)]; });
   for (const auto& [state, count] : by_state) std::fprintf(stderr, "  %s=%zu", state.c_str(), count);
+  std::fprintf(stderr, "  timers_fired=%llu commands_issued=%llu",
+               static_cast<unsigned long long>(engine.stats().timers_fired),
+               static_cast<unsigned long long>(engine.stats().commands_issued));
   std::fprintf(stderr, "  timers=%zu pending=%zu tasks=%zu\n", engine.timer_count(), engine.pending_count(), engine.task_count());
   fleet_result result;
   result.agents = agent_count;
   result.nodes = node_count;
-  result.events = event_count;
+  result.events = event_count + replies_applied;
   result.seconds = elapsed;
   result.bytes_per_agent = static_cast<double>(heap_after - heap_before) / static_cast<double>(agent_count);
   return result;
@@ -173,6 +216,7 @@ int main(int argc, char** argv) {
   std::vector<std::size_t> fleets = {1'000, 100'000, 1'000'000};
   std::uint64_t seed = 1;
   std::size_t batch = 64;
+  std::uint64_t probe_interval_s = 0;
   app.add_flag("--quick", quick, "smaller run: fleets of 1k and 10k agents, 100k events");
   app.add_flag("--json", json, "one JSON object per fleet size");
   app.add_option("--events", events, "events fed per fleet")->check(CLI::Range(1000, 100'000'000));
@@ -182,6 +226,11 @@ int main(int argc, char** argv) {
                  "events applied per engine call, as the processor applies one poll's worth "
                  "(1: one on_event call per event)")
       ->check(CLI::Range(1, 4096));
+  app.add_option("--probe-interval-s", probe_interval_s,
+                 "agent_health_check_interval in seconds (0: the default, 300 s); the active "
+                 "probes are work per agent and second, not per event: a long interval shows "
+                 "the cost of events alone")
+      ->check(CLI::Range(0, 86'400));
   CLI11_PARSE(app, argc, argv);
   if (quick) {
     fleets = {1'000, 10'000};
@@ -190,7 +239,7 @@ int main(int argc, char** argv) {
 
   std::vector<fleet_result> results;
   for (const auto agents : fleets) {
-    results.push_back(run_fleet(std::max<std::size_t>(agents, agents_per_node), events, batch, seed));
+    results.push_back(run_fleet(std::max<std::size_t>(agents, agents_per_node), events, batch, probe_interval_s, seed));
   }
   const double baseline_ns = results.front().ns_per_event();
   bool all_met = true;

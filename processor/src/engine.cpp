@@ -24,8 +24,11 @@ namespace {
 /// A slot index that names no slot.
 constexpr std::uint32_t no_slot = std::numeric_limits<std::uint32_t>::max();
 
-/// Cache lines of one slot loaded ahead of its use.
-constexpr std::size_t prefetch_lines_max = 6;
+/// Cache lines of a slot loaded ahead of an event's use of it: what an event reads (the
+/// slots put those fields first); a node's heartbeat loads its whole slot (the detector).
+constexpr std::size_t node_prefetch_lines = 3;
+constexpr std::size_t agent_prefetch_lines = 2;
+constexpr std::size_t task_prefetch_lines = 3;
 /// How many events ahead of the one applied a batch starts loading their records.
 constexpr std::size_t prefetch_distance = 4;
 
@@ -87,16 +90,16 @@ class slot_table {
   void prefetch_index(std::string_view id) const noexcept {
     index_.prefetch(detail::flat_index::hash(id));
   }
-  // `whole`: every line of the slot, not only its first ones (a node's heartbeat reads the
-  // failure detector at the slot's end).
-  void prefetch_slot(std::string_view id, bool whole = false) const noexcept {
+  // Loads the first `lines` cache lines of the slot (its fields are in order of use), or
+  // all of them when `lines` is 0. Few: the core tracks only so many misses at once.
+  void prefetch_slot(std::string_view id, std::size_t lines) const noexcept {
     const auto slot = index_.likely_slot(detail::flat_index::hash(id));
     if (!slot || *slot >= slots_.size()) return;
     const auto* bytes = reinterpret_cast<const char*>(&slots_[*slot]);
     constexpr std::size_t line = 64;
     constexpr std::size_t slot_lines = (sizeof(Slot) + line - 1) / line;
-    const std::size_t lines = whole ? slot_lines : std::min(slot_lines, prefetch_lines_max);
-    for (std::size_t at = 0; at < lines; ++at) __builtin_prefetch(bytes + at * line);
+    const std::size_t count = lines == 0 ? slot_lines : std::min(slot_lines, lines);
+    for (std::size_t at = 0; at < count; ++at) __builtin_prefetch(bytes + at * line);
   }
   template <class Visit>
   void for_each(Visit&& visit) const {
@@ -1407,9 +1410,9 @@ struct engine::impl {
           [&](const std::string& id) { tasks.prefetch_index(id); });
     } else {
       const bool heartbeat = std::holds_alternative<events::heartbeat>(message.body);
-      ids([&](const std::string& id) { nodes.prefetch_slot(id, heartbeat); },
-          [&](const std::string& id) { agents.prefetch_slot(id); },
-          [&](const std::string& id) { tasks.prefetch_slot(id); });
+      ids([&](const std::string& id) { nodes.prefetch_slot(id, heartbeat ? 0 : node_prefetch_lines); },
+          [&](const std::string& id) { agents.prefetch_slot(id, agent_prefetch_lines); },
+          [&](const std::string& id) { tasks.prefetch_slot(id, task_prefetch_lines); });
     }
   }
 
