@@ -17,7 +17,7 @@ namespace rrh::processor {
 inline constexpr std::size_t event_batch_max = 2048;
 /// Events applied per engine call within a batch; a chunk that produces a command ends the
 /// batch early, so the command waits for at most this many events and one commit.
-inline constexpr std::size_t event_chunk_max = 256;
+inline constexpr std::size_t event_chunk_max = 64;
 /// Control requests answered per loop iteration.
 inline constexpr std::size_t control_batch_max = 16;
 /// Rejected events (a node id bound to another key) let through to the log and to an
