@@ -248,3 +248,32 @@ TEST_CASE("a launcher killed with SIGKILL takes its child with it (no orphan)", 
   // PR_SET_PDEATHSIG: the kernel SIGKILLs the child when the launcher dies.
   REQUIRE(wait_until([&] { return process_gone(child); }, 5s));
 }
+
+TEST_CASE("the child's own children stop with it: signals go to its process group", "[launch][integration]") {
+  stack bus("rrh-launch-group");
+  const auto grandchild_file = bus.scratch.file("grandchild.pid");
+  // A child that is a shell: it starts the node and a long-lived process of its own.
+  const std::string script = "'" + rrh::test::binary_path("rrh-agent") +
+                             "' --agents 1 --task-ms 50 --heartbeat-ms 100 & sleep 300 & echo $! > '" +
+                             grandchild_file + "'; wait";
+  rrh::test::child_process launcher(
+      rrh::test::binary_path("rrh-launch"),
+      {"--node", "group-node", "--agent", "group-node.a1", "--events", bus.broker.events_in, "--commands",
+       bus.broker.commands_out, "--heartbeat-ms", "100", "--grace-ms", "5000", "--", "/bin/sh", "-c", script},
+      {"RRH_RETRANSMIT_INITIAL_MS=100", "RRH_RETRANSMIT_MAX_MS=500"});
+  REQUIRE(bus.wait_for([&] { return bus.incarnations_of("group-node").size() == 1; }));
+  pid_t grandchild = 0;
+  REQUIRE(wait_until([&] {
+    std::ifstream in(grandchild_file);
+    return static_cast<bool>(in >> grandchild) && grandchild > 0;
+  }, 10s));
+  REQUIRE_FALSE(process_gone(grandchild));
+
+  launcher.signal(SIGTERM);
+  const auto status = launcher.wait_exit(15s);
+  REQUIRE(status.has_value());
+  CHECK(WIFEXITED(*status));
+  // The shell, the node and the shell's sleep all got the SIGTERM: nothing is left.
+  CHECK(wait_until([&] { return process_gone(grandchild); }, 5s));
+  REQUIRE(bus.wait_for([&] { return bus.count_about<rrh::events::agent_unregistered>("group-node.a1") == 1; }));
+}

@@ -34,6 +34,9 @@ bool is_executable_file(const std::string& path) {
   // Die with the launcher: an orphaned child would be a second copy of the node once a
   // new launcher starts its own.
   if (::prctl(PR_SET_PDEATHSIG, SIGKILL) != 0 || ::getppid() != launcher_pid) ::_exit(127);
+  // A process group of its own: the launcher signals the group, so whatever the node
+  // starts (a shell's children, worker processes) stops and restarts with it.
+  ::setpgid(0, 0);
   sigset_t none;
   sigemptyset(&none);
   ::sigprocmask(SIG_SETMASK, &none, nullptr);
@@ -101,6 +104,9 @@ expected<pid_t> spawn(const child_spec& spec) {
     ::close(report[0]);
     exec_child(spec, argv.data(), envp.data(), launcher_pid, report[1]);
   }
+  // Also here, so the group exists before the launcher can signal it (whichever of the
+  // two runs first; EACCES once the child has exec'd, by when it has done it itself).
+  ::setpgid(pid, pid);
   ::close(report[1]);
   // Zero bytes: exec closed the pipe, the program runs. An int: exec's errno.
   int exec_errno = 0;
@@ -119,6 +125,15 @@ expected<pid_t> spawn(const child_spec& spec) {
 }
 
 expected<std::optional<child_exit>> try_reap(pid_t pid) {
+  // Before reaping: once the child has ended, whatever is left of its process group goes
+  // too. The unreaped child still holds its pid, so the group id cannot have been reused.
+  siginfo_t info{};
+  int looked = -1;
+  for (int attempt = 0; attempt < interrupted_retries_max; ++attempt) {
+    looked = ::waitid(P_PID, static_cast<id_t>(pid), &info, WEXITED | WNOHANG | WNOWAIT);
+    if (looked >= 0 || errno != EINTR) break;
+  }
+  if (looked == 0 && info.si_pid == pid) ::kill(-pid, SIGKILL);
   int status = 0;
   pid_t reaped = -1;
   for (int attempt = 0; attempt < interrupted_retries_max; ++attempt) {

@@ -201,7 +201,7 @@ void launcher::carry_out_restart(const restart_request& request) {
 void launcher::terminate_child(const std::string& why, int signal_number) {
   spdlog::info("stopping child pid={} of node {} ({}): {}, SIGKILL after {} ms", child_->pid,
                options_.node_id, why, signal_name(signal_number), options_.grace_ms);
-  ::kill(child_->pid, signal_number);
+  ::kill(-child_->pid, signal_number);  // the child's process group: it and what it started
   child_->kill_at = time_.now() + mono_ms(options_.grace_ms);
 }
 
@@ -209,7 +209,7 @@ void launcher::enforce_grace() {
   if (!child_ || !child_->kill_at || child_->killed || time_.now() < *child_->kill_at) return;
   spdlog::warn("child pid={} of node {} still runs {} ms after it was asked to stop: SIGKILL", child_->pid,
                options_.node_id, options_.grace_ms);
-  ::kill(child_->pid, SIGKILL);
+  ::kill(-child_->pid, SIGKILL);
   child_->killed = true;
 }
 

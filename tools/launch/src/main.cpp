@@ -59,7 +59,9 @@ agent not listed with --agent (when any is), or during the launcher's stop, is r
 with a reason. After a quarantine no recover comes: the launcher stays up, child down.
 
 Stopping: SIGTERM or SIGINT is forwarded to the child; after --grace-ms it is
-SIGKILLed; the launcher then exits 0.
+SIGKILLed; the launcher then exits 0. The child runs in a process group of its own and
+signals go to the whole group, so processes the child started stop with it; when the
+child ends, what is left of its group is SIGKILLed.
 
 The child is started with PR_SET_PDEATHSIG(SIGKILL): when the launcher dies (even by
 SIGKILL), its child dies with it, so a restarted launcher (a new incarnation) never
