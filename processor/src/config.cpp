@@ -267,7 +267,9 @@ expected<std::uint64_t> scale_to_ms(double amount, double unit_ms) {
 
 expected<std::uint64_t> parse_duration_text(std::string_view raw) {
   const std::string_view text = trim(raw);
-  const std::string quoted = "'" + std::string(raw) + "'";
+  std::string quoted;  // appended, not "'" + ... + "'": g++ 12 warns falsely on that (-Wrestrict)
+  quoted.reserve(raw.size() + 2);
+  quoted.append(1, '\'').append(raw).append(1, '\'');
   if (text.empty()) return make_error(errc::config, "duration is empty");
   // std::from_chars would also take "inf", "nan" and hexadecimal; a duration starts
   // with a digit or a point.
