@@ -170,6 +170,13 @@ class committing_engine {
   std::vector<command> issued_;
 };
 
+/// Leaves `file` holding node n1 with agent a1, as a processor that stopped would.
+void write_one_agent(const temp_state_file& file) {
+  auto subject = open_or_fail(file.path());
+  committing_engine fleet(*subject);
+  fleet.critical("n1", 1, "", events::agent_registered{"a1", "", {}, "", 0});
+}
+
 // ---- field-by-field comparisons ---------------------------------------------------------------
 
 void check_same(const node_record& stored, const node_record& live) {
@@ -704,11 +711,7 @@ TEST_CASE("a node's retired incarnations are stored with its switch to a new one
 
 TEST_CASE("a state file made before nodes.retired_incarnations opens and gains the column", "[store]") {
   temp_state_file file;
-  {
-    auto subject = open_or_fail(file.path());
-    committing_engine fleet(*subject);
-    fleet.critical("n1", 1, "", events::agent_registered{"a1", "", {}, "", 0});
-  }
+  write_one_agent(file);
   run_sql(file.path(), "ALTER TABLE nodes DROP COLUMN retired_incarnations");
   auto reopened = open_or_fail(file.path());
   const auto stored = load_or_fail(*reopened);
@@ -738,11 +741,7 @@ TEST_CASE("a state file open in one store is refused to a second, until the firs
 
 TEST_CASE("a damaged row is reported by load, naming the table and key", "[store]") {
   temp_state_file file;
-  {
-    auto subject = open_or_fail(file.path());
-    committing_engine fleet(*subject);
-    fleet.critical("n1", 1, "", events::agent_registered{"a1", "", {}, "", 0});
-  }
+  write_one_agent(file);
   run_sql(file.path(), "UPDATE agents SET state = 'sleepy' WHERE agent = 'a1'");
   auto reopened = open_or_fail(file.path());
   const auto loaded = reopened->load();
