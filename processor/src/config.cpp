@@ -164,6 +164,8 @@ const auto& key_table() {
        "count only errors this recent toward error_threshold; 0 counts the whole episode"},
       {"shutdown_grace", duration(&rc::shutdown_grace_ms, 0, day_ms),
        "after an episode shutdown, how long agents get to leave"},
+      {"episode_timeout", duration(&rc::episode_timeout_ms, 0),
+       "an episode still running this long is shut down and ends aborted; 0 = never"},
       // Failure detection.
       {"failure_detector", enum_key<detector_mode>{&rc::failure_detector},
        "how silence is judged: phi_accrual or missed_heartbeats"},

@@ -128,6 +128,7 @@ enum class timer_kind : std::uint8_t {
   recovery_queue,    // the recovery pacer has a token again
   task_retry,        // a scheduled retry is due
   task_timeout,      // a running (or retried) task had no outcome in task_timeout
+  episode_timeout,   // an episode has run for episode_timeout
   episode_shutdown,  // the shutdown grace of an episode ran out
   command_resend,    // an unacked command is due for retransmission
 };
@@ -208,6 +209,7 @@ struct episode_slot {
   std::unordered_set<std::uint32_t> agents;
   std::unordered_set<std::string> seen;
   std::uint64_t generation = 0;
+  std::uint64_t timeout_generation = 0;  // moves whenever the episode's timeout is (re)armed
   bool live = false;
 };
 
@@ -902,8 +904,29 @@ struct engine::impl {
     episode.record.episode = id;
     episode.record.started_ms = now;
     episode.config = base;
+    arm_episode_timeout(slot);
     mark(episode);
     return slot;
+  }
+
+  // With episode_timeout set, an episode still running that long after it began is shut
+  // down as if it had reached its error threshold: its owner may have died without
+  // ending it, and it would otherwise run (and count) forever.
+  void arm_episode_timeout(std::uint32_t slot) {
+    auto& episode = episodes[slot];
+    ++episode.timeout_generation;
+    const auto timeout_ms = episode.config->episode_timeout_ms;
+    if (timeout_ms == 0) return;
+    schedule(episode.record.started_ms + timeout_ms, timer_kind::episode_timeout, slot, episode.timeout_generation);
+  }
+
+  void on_episode_timeout(std::uint32_t slot) {
+    auto& episode = episodes[slot];
+    if (episode.record.state != episode_state::running) return;
+    const auto why = "episode '" + episode.record.episode + "' still running after " +
+                     std::to_string(episode.config->episode_timeout_ms) + " ms (episode_timeout)";
+    raise_alert("warning", "episode.timeout", why, {}, episode.record.episode);
+    shutdown_episode(slot, why);
   }
 
   bool evict_ended_episode() {
@@ -955,6 +978,7 @@ struct engine::impl {
       if (applied) {
         episode.config = std::make_shared<const resilience_config>(std::move(applied.value()));
         episode.record.overrides = data.resilience;
+        arm_episode_timeout(*slot);  // the episode's own timeout may differ
       } else {
         raise_alert("warning", "episode.config_rejected",
                     "episode '" + episode.record.episode + "' resilience block rejected: " +
@@ -1557,6 +1581,12 @@ struct engine::impl {
           on_retry_timer(slot);
         }
         return;
+      case timer_kind::episode_timeout:
+        if (episodes[slot].live && episodes[slot].timeout_generation == due.generation) {
+          ++counters.timers_fired;
+          on_episode_timeout(slot);
+        }
+        return;
       case timer_kind::task_timeout:
         if (tasks[slot].live && tasks[slot].timeout_generation == due.generation) {
           ++counters.timers_fired;
@@ -1590,6 +1620,8 @@ struct engine::impl {
       for (const auto& agent : record.agents_seen) episode.seen.insert(agent);
       if (record.state == episode_state::shutting_down) {
         schedule(std::max(now, record.shutdown_deadline_ms), timer_kind::episode_shutdown, slot, episode.generation);
+      } else if (record.state == episode_state::running) {
+        arm_episode_timeout(slot);  // from its start: overdue, it fires at once
       }
     }
     for (const auto& record : stored.nodes) {

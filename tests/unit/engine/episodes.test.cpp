@@ -261,3 +261,50 @@ TEST_CASE("an episode's resilience overrides apply to that episode only", "[engi
     REQUIRE(fixture.subject().config_for_episode("e1").error_threshold == 3);
   }
 }
+
+TEST_CASE("an episode still running after episode_timeout is shut down and ends aborted",
+          "[engine][episodes][timeout]") {
+  auto config = episode_config();
+  config.episode_timeout_ms = 600'000;
+  engine_fixture fixture(config);
+  start_episode(fixture, "n1", "e1");
+  const auto started_ms = fixture.now();
+  fixture.register_agent("n1", "a1", "", "", "e1");
+  fixture.register_agent("n2", "a2", "", "", "e1");
+
+  SECTION("its owner never ends it: shutdown to its nodes at the timeout, aborted after the grace") {
+    fixture.advance_to(started_ms + 599'999);
+    REQUIRE(fixture.subject().episode("e1")->state == episode_state::running);
+    fixture.advance_to(started_ms + 600'000);
+    REQUIRE(fixture.subject().episode("e1")->state == episode_state::shutting_down);
+    REQUIRE(fixture.alerts("episode.timeout").size() == 1);
+    REQUIRE(shutdown_targets(fixture) == std::vector<std::string>{"n1", "n2"});
+    fixture.advance_to(started_ms + 600'000 + 30'000);
+    REQUIRE(fixture.subject().episode("e1")->state == episode_state::ended);
+    REQUIRE(fixture.subject().episode("e1")->status == "aborted");
+    REQUIRE(fixture.events_of<events::episode_summary>().size() == 1);
+  }
+
+  SECTION("an episode ended in time is left alone") {
+    fixture.advance_to(started_ms + 300'000);
+    end_episode(fixture, "n1", "e1");
+    fixture.advance_to(started_ms + 3'600'000);
+    REQUIRE(fixture.alerts("episode.timeout").empty());
+    REQUIRE(fixture.subject().episode("e1")->status == "completed");
+  }
+
+  SECTION("an episode's own episode_timeout replaces the processor's") {
+    start_episode(fixture, "n2", "e2", settings{{"episode_timeout", std::int64_t{60}}});
+    fixture.advance(60'000);
+    REQUIRE(fixture.subject().episode("e2")->state != episode_state::running);
+    REQUIRE(fixture.subject().episode("e1")->state == episode_state::running);
+  }
+}
+
+TEST_CASE("without episode_timeout an episode may run as long as it likes", "[engine][episodes][timeout]") {
+  engine_fixture fixture(episode_config());
+  start_episode(fixture, "n1", "e1");
+  fixture.advance(30 * 86'400'000ull);
+  REQUIRE(fixture.subject().episode("e1")->state == episode_state::running);
+  REQUIRE(fixture.alerts("episode.timeout").empty());
+}

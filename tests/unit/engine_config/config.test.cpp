@@ -61,6 +61,7 @@ settings every_key_changed() {
       {"task_timeout", std::string("10m")},
       {"error_window", std::string("1h")},
       {"shutdown_grace", std::int64_t{12}},
+      {"episode_timeout", std::string("2h")},
       {"failure_detector", std::string("missed_heartbeats")},
       {"phi_suspect_threshold", 3.25},
       {"phi_threshold", std::int64_t{11}},

@@ -56,6 +56,9 @@ struct resilience_config {
   // --- Episodes --------------------------------------------------------------------------
   std::uint64_t error_window_ms = 0;       ///< count errors only this far back; 0 = whole episode
   std::uint64_t shutdown_grace_ms = 30'000;  ///< after episode.shutdown, wait this long for agents to leave
+  /// An episode still running this long after it began is shut down (and ends aborted);
+  /// 0 = never (the seed's behaviour).
+  std::uint64_t episode_timeout_ms = 0;
 
   // --- Failure detection -----------------------------------------------------------------
   detector_mode failure_detector = detector_mode::phi_accrual;
