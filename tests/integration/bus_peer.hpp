@@ -36,7 +36,7 @@ class bus_peer {
         relayed_commands.push_back(topic);
         continue;
       }
-      auto decoded = decode_event((*parts)[1].data(), (*parts)[1].size());
+      auto decoded = rrh::decode_event((*parts)[1].data(), (*parts)[1].size());
       if (!decoded) {
         ++malformed;
         continue;

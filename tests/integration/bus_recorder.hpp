@@ -35,10 +35,10 @@ class bus_recorder {
       item.topic = text_of((*parts)[0]);
       const auto& body = (*parts)[1];
       if (item.topic.rfind("cmd.", 0) == 0) {
-        auto decoded = decode_command(body.data(), body.size());
+        auto decoded = rrh::decode_command(body.data(), body.size());
         if (decoded) item.relayed = std::move(decoded.value());
       } else {
-        auto decoded = decode_event(body.data(), body.size());
+        auto decoded = rrh::decode_event(body.data(), body.size());
         if (decoded) item.message = std::move(decoded.value());
       }
       entries.push_back(std::move(item));

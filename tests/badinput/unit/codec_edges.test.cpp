@@ -21,17 +21,9 @@ using rrh::test::tree_list;
 using rrh::test::tree_map;
 
 using rrh::test::golden_tree;
-
-rrh::expected<rrh::event> decode_event(const tree& message) { return rrh::test::decode_event_tree(message); }
-rrh::expected<rrh::command> decode_command(const tree& message) {
-  return rrh::test::decode_command_tree(message);
-}
-
-template <class T>
-errc error_of(const rrh::expected<T>& result) {
-  REQUIRE_FALSE(result);
-  return result.error().code;
-}
+using rrh::test::decode_command;
+using rrh::test::decode_event;
+using rrh::test::error_of;
 
 errc event_error(const rrh::byte_buffer& bytes) {
   return error_of(rrh::decode_event(bytes.data(), bytes.size()));

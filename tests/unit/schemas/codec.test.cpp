@@ -21,18 +21,9 @@ using rrh::test::tree_list;
 using rrh::test::tree_map;
 
 using rrh::test::golden_tree;
-
-rrh::expected<rrh::event> decode_event(const tree& message) { return rrh::test::decode_event_tree(message); }
-rrh::expected<rrh::command> decode_command(const tree& message) {
-  return rrh::test::decode_command_tree(message);
-}
-
-// The error code of a failed decode; fails the test when the decode succeeded.
-template <class T>
-errc error_of(const rrh::expected<T>& result) {
-  REQUIRE_FALSE(result);
-  return result.error().code;
-}
+using rrh::test::decode_command;
+using rrh::test::decode_event;
+using rrh::test::error_of;
 
 rrh::event sample_event(rrh::event_body body, std::string episode = "ep-1") {
   rrh::event message;

@@ -136,12 +136,12 @@ tree golden_tree(std::string_view prefix, std::string_view kind) {
   return parse(golden_vector(prefix, kind));
 }
 
-expected<event> decode_event_tree(const tree& message) {
+expected<event> decode_event(const tree& message) {
   const auto bytes = pack(message);
   return rrh::decode_event(bytes.data(), bytes.size());
 }
 
-expected<command> decode_command_tree(const tree& message) {
+expected<command> decode_command(const tree& message) {
   const auto bytes = pack(message);
   return rrh::decode_command(bytes.data(), bytes.size());
 }

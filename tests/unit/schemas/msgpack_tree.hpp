@@ -2,6 +2,8 @@
 /// A mutable msgpack value for tests: load a golden vector, change one key, add or remove
 /// one, and pack it again, so that each malformed-input test differs from a valid message
 /// in exactly the way it names.
+#include <catch2/catch.hpp>
+
 #include <cstdint>
 #include <string>
 #include <string_view>
@@ -65,7 +67,14 @@ byte_buffer golden_vector(std::string_view prefix, std::string_view kind);
 tree golden_tree(std::string_view prefix, std::string_view kind);
 
 /// Packs `message` and decodes it as an event / a command.
-expected<event> decode_event_tree(const tree& message);
-expected<command> decode_command_tree(const tree& message);
+expected<event> decode_event(const tree& message);
+expected<command> decode_command(const tree& message);
+
+/// The error code of a failed decode; fails the test when the decode succeeded.
+template <class T>
+errc error_of(const expected<T>& result) {
+  REQUIRE_FALSE(result);
+  return result.error().code;
+}
 
 }  // namespace rrh::test
