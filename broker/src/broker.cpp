@@ -258,7 +258,8 @@ void broker::handle_hello(const zmq::message_t& routing_id, zmq::message_t& hell
   }
   if (bound->second != key) {
     ++stats_.hellos_refused;
-    if (const auto count = throttle_.admit("hello_refused." + node_id); count > 0) {
+    // One throttle for all refused hellos: node ids are the sender's to invent.
+    if (const auto count = throttle_.admit("hello_refused"); count > 0) {
       spdlog::warn(
           "refused a hello for node '{}' from key {}: the node is bound to key {} ({} since "
           "last report)",

@@ -237,7 +237,9 @@ class processor_shell {
         count_malformed(std::string(rrh::to_string(decoded.error().code)) + ": " + decoded.error().detail);
         continue;
       }
-      if (curve && !sender_owns_node(decoded->header.node, frames[2].to_string())) continue;
+      if (curve && !sender_owns_node(decoded->header.node, std::string_view(frames[2].data<char>(), frames[2].size()))) {
+        continue;
+      }
       if (const auto* lost = std::get_if<events::command_undeliverable>(&decoded->body)) {
         if (throttle_.admit("undeliverable") > 0) {
           spdlog::warn("command {} ({}) for node '{}' undeliverable: {}; it will be resent while the node lives",
@@ -253,14 +255,16 @@ class processor_shell {
   // CURVE: a node id belongs to the key that first sent an event for it (bound in the
   // store before that event is applied). An event for a node bound to another key is
   // rejected: counted, logged and raised as an `alert`, never applied.
-  bool sender_owns_node(const std::string& node, const std::string& key) {
+  bool sender_owns_node(const std::string& node, std::string_view key) {
+    // Every event of a bound node comes here: the common case (its own key, valid since
+    // it was checked when bound) costs one lookup and one comparison.
+    const auto bound = node_keys_.find(node);
+    if (bound != node_keys_.end() && bound->second == key) return true;
     if (!rrh::is_curve_key_text(key)) {
       count_malformed("a sender key frame that is not a CURVE key");
       return false;
     }
-    const auto bound = node_keys_.find(node);
     if (bound != node_keys_.end()) {
-      if (bound->second == key) return true;
       reject_spoofed(node, key, bound->second);
       return false;
     }
@@ -273,14 +277,16 @@ class processor_shell {
       // asked again after a restart.
       spdlog::error("cannot store the key of node '{}': {}", node, stored.error().detail);
     }
-    node_keys_.emplace(node, key);
+    node_keys_.emplace(node, std::string(key));
     spdlog::info("node '{}' bound to key {}", node, key);
     return true;
   }
 
-  void reject_spoofed(const std::string& node, const std::string& key, const std::string& owner) {
+  void reject_spoofed(const std::string& node, std::string_view key, const std::string& owner) {
     ++counters_.events_rejected;
-    const auto seen = spoof_throttle_.admit(node);
+    // Throttled per sender key (the allowed-keys directory bounds them), not per node id,
+    // which a sender makes up at will.
+    const auto seen = spoof_throttle_.admit(std::string(key));
     if (seen == 0) return;
     spdlog::warn("rejected an event for node '{}' from key {}: the node belongs to key {} ({} since last report)",
                  node, key, owner, seen);
@@ -288,7 +294,7 @@ class processor_shell {
     events::alert alert;
     alert.severity = "critical";
     alert.code = "node.spoofed";
-    alert.message = "events for node '" + node + "' came from key " + key + ", not from the node's key " +
+    alert.message = "events for node '" + node + "' came from key " + std::string(key) + ", not from the node's key " +
                     owner + " (" + std::to_string(seen) + " rejected); they were not applied";
     derived.body = std::move(alert);
     publish(derived);
