@@ -69,6 +69,7 @@ TEST_CASE("a restored engine continues where the stored one stopped", "[engine][
   }
 
   SECTION("an overdue retry fires at once, a later one at its due time") {
+    REQUIRE(after.subject().next_deadline().has_value());
     REQUIRE(*after.subject().next_deadline() <= restart_ms);
     after.tick();
     auto retries = after.commands_of<commands::task_retry>();

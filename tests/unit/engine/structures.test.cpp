@@ -127,7 +127,8 @@ TEST_CASE("timer_queue pops in due order across buckets", "[engine][structures]"
       REQUIRE((reference.empty() || reference.begin()->first > now));
     }
     REQUIRE(queue.size() == reference.size());
-    if (!reference.empty()) REQUIRE(queue.next_due() == std::optional<std::uint64_t>(reference.begin()->first));
+    REQUIRE(queue.next_due() == (reference.empty() ? std::optional<std::uint64_t>()
+                                                   : std::optional<std::uint64_t>(reference.begin()->first)));
   }
 }
 
@@ -179,14 +180,12 @@ TEST_CASE("a batch of events has the same effects as the events one by one", "[e
                            true));
     }
   }
-  std::size_t batches = 0;
   for (int round = 0; round < 400; ++round) {
     for (const auto& message : batch) single.on_event(message, now, single_out);
     batched.on_events(batch, now, batched_out);
     REQUIRE(encoded(single_out) == encoded(batched_out));
     REQUIRE(single_out.tasks_changed == batched_out.tasks_changed);
     REQUIRE(single_out.agents_changed == batched_out.agents_changed);
-    ++batches;
     single_out.clear();
     batched_out.clear();
     batch.clear();
@@ -215,7 +214,6 @@ TEST_CASE("a batch of events has the same effects as the events one by one", "[e
       }
     }
   }
-  REQUIRE(batches == 400);
   REQUIRE(single.stats().events_applied == batched.stats().events_applied);
   REQUIRE(single.stats().commands_issued == batched.stats().commands_issued);
   REQUIRE(single.stats().commands_issued > 0);
