@@ -23,22 +23,21 @@
 
 namespace {
 
+using rrh::bench::make_socket;
+using rrh::bench::probe_topic;
+using rrh::bench::subscription_handshake;
 using steady = std::chrono::steady_clock;
 
 /// Distinct pre-encoded messages cycled through by the publisher (encoding is not timed).
 constexpr std::size_t distinct_messages = 80;
 /// Every `failure_every`-th message is a task.failed, the rest heartbeats.
 constexpr std::size_t failure_every = 10;
-/// Longest wait for the subscription handshake and for one timed run.
-constexpr std::chrono::milliseconds handshake_timeout_ms{10'000};
+/// Longest wait for one timed run.
 constexpr std::chrono::milliseconds run_timeout_ms{120'000};
 /// The run ends when nothing arrived for this long after the publisher finished.
 constexpr std::chrono::milliseconds idle_end_ms{500};
-/// Poll step of the handshake: the probe is resent this often until it arrives.
-constexpr std::chrono::milliseconds probe_interval_ms{10};
 /// The broker must reach this share of the bare proxy's rate.
 constexpr double ratio_target = 0.8;
-constexpr std::string_view probe_topic = "bench.probe";
 /// Messages the publisher may be ahead of the subscriber. PUB and XPUB drop at the HWM, so
 /// an unpaced publisher would measure how fast messages are dropped; a window well under
 /// every HWM on the path measures sustained forwarding with nothing lost, and is deep
@@ -94,25 +93,6 @@ struct run_result {
   double rate() const { return seconds > 0.0 ? static_cast<double>(received - 1) / seconds : 0.0; }
 };
 
-zmq::socket_t make_socket(zmq::context_t& context, zmq::socket_type type) {
-  zmq::socket_t socket(context, type);
-  socket.set(zmq::sockopt::linger, 0);
-  return socket;
-}
-
-/// Publishes the probe until the subscriber receives it: from then on the subscription is
-/// in place end to end and the timed stream loses nothing to the slow-joiner window.
-bool handshake(zmq::socket_t& publisher, zmq::socket_t& subscriber) {
-  const auto deadline = steady::now() + handshake_timeout_ms;
-  zmq::message_t frame;
-  while (steady::now() < deadline) {
-    publisher.send(zmq::buffer(probe_topic), zmq::send_flags::sndmore);
-    publisher.send(zmq::str_buffer(""), zmq::send_flags::none);
-    zmq::pollitem_t item{subscriber.handle(), 0, ZMQ_POLLIN, 0};
-    if (zmq::poll(&item, 1, probe_interval_ms) > 0) return true;
-  }
-  return false;
-}
 
 /// One timed run of `count` messages from a PUB on `events_in` to a SUB on `events_out`.
 std::optional<run_result> measure(const std::string& events_in, const std::string& events_out,
@@ -125,7 +105,7 @@ std::optional<run_result> measure(const std::string& events_in, const std::strin
   auto publisher = make_socket(context, zmq::socket_type::pub);
   publisher.set(zmq::sockopt::sndhwm, rrh::broker::event_hwm_messages);
   publisher.connect(events_in);
-  if (!handshake(publisher, subscriber)) {
+  if (!subscription_handshake(publisher, subscriber)) {
     std::fprintf(stderr, "rrh-bench-broker: subscription handshake timed out\n");
     return std::nullopt;
   }

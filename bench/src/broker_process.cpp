@@ -36,12 +36,23 @@ std::string read_line(int fd, steady::time_point deadline) {
 
 }  // namespace
 
-std::string field_of(const std::string& line, const std::string& key) {
-  const auto start = line.find(key + "=");
-  if (start == std::string::npos) return {};
-  const auto value_start = start + key.size() + 1;
-  const auto end = line.find(' ', value_start);
-  return line.substr(value_start, end == std::string::npos ? std::string::npos : end - value_start);
+zmq::socket_t make_socket(zmq::context_t& context, zmq::socket_type type) {
+  zmq::socket_t socket(context, type);
+  socket.set(zmq::sockopt::linger, 0);
+  return socket;
+}
+
+bool subscription_handshake(zmq::socket_t& publisher, zmq::socket_t& subscriber) {
+  constexpr std::chrono::milliseconds timeout{10'000};
+  constexpr std::chrono::milliseconds probe_interval{10};
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (std::chrono::steady_clock::now() < deadline) {
+    publisher.send(zmq::buffer(probe_topic), zmq::send_flags::sndmore);
+    publisher.send(zmq::str_buffer(""), zmq::send_flags::none);
+    zmq::pollitem_t item{subscriber.handle(), 0, ZMQ_POLLIN, 0};
+    if (zmq::poll(&item, 1, probe_interval) > 0) return true;
+  }
+  return false;
 }
 
 std::string beside_this_executable(const std::string& name) {
@@ -137,10 +148,10 @@ expected<std::unique_ptr<broker_process>> broker_process::start(const std::strin
   if (!child) return child.error();
   std::unique_ptr<broker_process> broker(new broker_process());
   const auto& line = (*child)->ready_line();
-  broker->events_in = field_of(line, "events-in");
-  broker->events_out = field_of(line, "events-out");
-  broker->commands_in = field_of(line, "commands-in");
-  broker->commands_out = field_of(line, "commands-out");
+  broker->events_in = ready_line_field(line, "events-in");
+  broker->events_out = ready_line_field(line, "events-out");
+  broker->commands_in = ready_line_field(line, "commands-in");
+  broker->commands_out = ready_line_field(line, "commands-out");
   broker->process_ = std::move(child.value());
   return broker;
 }

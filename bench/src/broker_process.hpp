@@ -8,7 +8,10 @@
 #include <string>
 #include <vector>
 
+#include <zmq.hpp>
+
 #include "rrh/expected.hpp"
+#include "rrh/ready_line.hpp"
 
 namespace rrh::bench {
 
@@ -16,8 +19,17 @@ namespace rrh::bench {
 inline constexpr std::chrono::milliseconds broker_start_timeout_ms{10'000};
 inline constexpr std::chrono::milliseconds broker_stop_timeout_ms{5'000};
 
-/// The value of `key=value` in a ready line, or empty.
-std::string field_of(const std::string& line, const std::string& key);
+
+/// The topic of the probe a subscription handshake publishes (receivers skip it).
+inline constexpr std::string_view probe_topic = "bench.probe";
+
+/// A socket that drops what it has not sent when it closes: a benchmark never waits.
+zmq::socket_t make_socket(zmq::context_t& context, zmq::socket_type type);
+
+/// Publishes the probe on `publisher` until `subscriber` (subscribed to it) receives it:
+/// from then on the subscription is in place end to end and a timed stream loses nothing
+/// to the slow-joiner window. False when that took longer than 10 s.
+bool subscription_handshake(zmq::socket_t& publisher, zmq::socket_t& subscriber);
 
 /// The executable `name` in the directory of the running benchmark.
 std::string beside_this_executable(const std::string& name);

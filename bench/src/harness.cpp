@@ -21,16 +21,12 @@ namespace {
 /// How long a control request may wait for its answer (the processor answers between
 /// batches, so a busy one takes a moment).
 constexpr std::chrono::milliseconds control_timeout_ms{20'000};
-/// How long the subscription handshake may take, and how often its probe is resent.
-constexpr std::chrono::milliseconds handshake_timeout_ms{10'000};
-constexpr std::chrono::milliseconds probe_interval_ms{10};
 /// Longest a waiting fleet sleeps in poll before it looks at retransmissions again.
 constexpr std::chrono::milliseconds fleet_poll_step_ms{10};
 /// A fleet drains its DEALERs at least this often while sending, so acks never pile up.
 constexpr std::size_t fleet_sends_per_pump = 256;
 /// The simulated nodes' PUB queue: heartbeat bursts wait here rather than being dropped.
 constexpr int fleet_send_hwm = 1'000'000;
-constexpr std::string_view probe_topic = "bench.probe";
 
 std::uint64_t wall_ms() {
   return static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
@@ -54,22 +50,11 @@ std::string format_number(double value) {
   return buffer;
 }
 
-zmq::socket_t make_socket(zmq::context_t& context, zmq::socket_type type) {
-  zmq::socket_t socket(context, type);
-  socket.set(zmq::sockopt::linger, 0);
-  return socket;
-}
-
 /// Publishes the probe on `publisher` until `subscriber` (subscribed to it) receives it.
 void handshake(zmq::socket_t& publisher, zmq::socket_t& subscriber) {
-  const auto deadline = steady::now() + handshake_timeout_ms;
-  while (steady::now() < deadline) {
-    publisher.send(zmq::buffer(probe_topic), zmq::send_flags::sndmore);
-    publisher.send(zmq::str_buffer(""), zmq::send_flags::none);
-    zmq::pollitem_t item{subscriber.handle(), 0, ZMQ_POLLIN, 0};
-    if (zmq::poll(&item, 1, probe_interval_ms) > 0) return;
+  if (!subscription_handshake(publisher, subscriber)) {
+    throw scenario_failure{"subscription handshake through the broker timed out"};
   }
-  throw scenario_failure{"subscription handshake through the broker timed out"};
 }
 
 }  // namespace
@@ -185,7 +170,7 @@ void stack::start_processor() {
       "rrh-processor ready");
   if (!processor) throw scenario_failure{processor.error().detail};
   processor_ = std::move(processor.value());
-  control_endpoint_ = field_of(processor_->ready_line(), "control");
+  control_endpoint_ = ready_line_field(processor_->ready_line(), "control");
 }
 
 stack::~stack() {

@@ -246,10 +246,10 @@ class chaos_bus {
                                  or_any(commands_out_), "--log-level", "warn"});
     const auto ready = broker_->wait_line("rrh-broker ready", start_deadline);
     if (!ready) throw std::runtime_error("rrh-broker printed no ready line");
-    events_in_ = rrh::test::field_of(*ready, "events-in");
-    events_out_ = rrh::test::field_of(*ready, "events-out");
-    commands_in_ = rrh::test::field_of(*ready, "commands-in");
-    commands_out_ = rrh::test::field_of(*ready, "commands-out");
+    events_in_ = rrh::ready_line_field(*ready, "events-in");
+    events_out_ = rrh::ready_line_field(*ready, "events-out");
+    commands_in_ = rrh::ready_line_field(*ready, "commands-in");
+    commands_out_ = rrh::ready_line_field(*ready, "commands-out");
   }
 
   void start_processor() {
@@ -261,7 +261,7 @@ class chaos_bus {
                                  state_path_, "--log-level", "warn"});
     const auto ready = processor_->wait_line("rrh-processor ready", start_deadline);
     if (!ready) throw std::runtime_error("rrh-processor printed no ready line");
-    control_ = rrh::test::field_of(*ready, "control");
+    control_ = rrh::ready_line_field(*ready, "control");
   }
 
   /// A new agent node (a new node id: task ids are per node, so a node is never reused).

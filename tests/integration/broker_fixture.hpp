@@ -29,10 +29,10 @@ class broker_process {
                   "--commands-out", any_port}) {
     const auto ready = process_.wait_line("rrh-broker ready", wait_deadline_default);
     if (!ready) throw std::runtime_error("rrh-broker printed no ready line");
-    events_in = field_of(*ready, "events-in");
-    events_out = field_of(*ready, "events-out");
-    commands_in = field_of(*ready, "commands-in");
-    commands_out = field_of(*ready, "commands-out");
+    events_in = ready_line_field(*ready, "events-in");
+    events_out = ready_line_field(*ready, "events-out");
+    commands_in = ready_line_field(*ready, "commands-in");
+    commands_out = ready_line_field(*ready, "commands-out");
   }
 
   child_process& process() { return process_; }

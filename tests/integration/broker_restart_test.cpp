@@ -43,10 +43,10 @@ TEST_CASE("a broker restarted under live agents loses no critical event",
                                                            broker_arguments(any, any, any, any));
   const auto ready = broker->wait_line("rrh-broker ready", rrh::test::wait_deadline_default);
   REQUIRE(ready);
-  const auto events_in = rrh::test::field_of(*ready, "events-in");
-  const auto events_out = rrh::test::field_of(*ready, "events-out");
-  const auto commands_in = rrh::test::field_of(*ready, "commands-in");
-  const auto commands_out = rrh::test::field_of(*ready, "commands-out");
+  const auto events_in = rrh::ready_line_field(*ready, "events-in");
+  const auto events_out = rrh::ready_line_field(*ready, "events-out");
+  const auto commands_in = rrh::ready_line_field(*ready, "commands-in");
+  const auto commands_out = rrh::ready_line_field(*ready, "commands-out");
 
   rrh::test::sockets context;
   rrh::test::bus_peer peer(context, events_out, commands_in);

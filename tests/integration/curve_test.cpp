@@ -68,10 +68,10 @@ class curve_bus {
                                  "--curve-processor-key-file", public_key_file("processor")});
     const auto ready = broker_->wait_line("rrh-broker ready", rrh::test::wait_deadline_default);
     if (!ready) throw std::runtime_error("rrh-broker printed no ready line");
-    events_in = rrh::test::field_of(*ready, "events-in");
-    events_out = rrh::test::field_of(*ready, "events-out");
-    commands_in = rrh::test::field_of(*ready, "commands-in");
-    commands_out = rrh::test::field_of(*ready, "commands-out");
+    events_in = rrh::ready_line_field(*ready, "events-in");
+    events_out = rrh::ready_line_field(*ready, "events-out");
+    commands_in = rrh::ready_line_field(*ready, "commands-in");
+    commands_out = rrh::ready_line_field(*ready, "commands-out");
 
     const auto config = scratch_.file("rrh.yaml");
     rrh::test::write_file(config, rrh::test::resilience_yaml(rrh::test::test_speed_resilience()) +
@@ -85,7 +85,7 @@ class curve_bus {
                                  "--log-level", "debug"});
     const auto processor_ready = processor_->wait_line("rrh-processor ready", rrh::test::wait_deadline_default);
     if (!processor_ready) throw std::runtime_error("rrh-processor printed no ready line");
-    control = rrh::test::field_of(*processor_ready, "control");
+    control = rrh::ready_line_field(*processor_ready, "control");
 
     recorder_ = sockets_.make(zmq::socket_type::sub);
     rrh::make_curve_client(recorder_, client_keys("tap"));
@@ -342,11 +342,11 @@ TEST_CASE("without CURVE a non-loopback bind is warned about", "[curve][integrat
   CHECK(broker.wait_line("events-in is bound to non-loopback", 5s));
 
   // Connections go to the port on 127.0.0.1.
-  const auto events_in = rrh::test::field_of(*ready, "events-in");
+  const auto events_in = rrh::ready_line_field(*ready, "events-in");
   const auto loopback_events_in = "tcp://127.0.0.1:" + events_in.substr(events_in.rfind(':') + 1);
   child_process processor(binary_path("rrh-processor"),
-                          {"--events", rrh::test::field_of(*ready, "events-out"), "--publish", loopback_events_in,
-                           "--commands", rrh::test::field_of(*ready, "commands-in"), "--control",
+                          {"--events", rrh::ready_line_field(*ready, "events-out"), "--publish", loopback_events_in,
+                           "--commands", rrh::ready_line_field(*ready, "commands-in"), "--control",
                            "tcp://0.0.0.0:*", "--state", ":memory:"});
   REQUIRE(processor.wait_line("rrh-processor ready", rrh::test::wait_deadline_default));
   CHECK(processor.wait_line("control is bound to non-loopback", 5s));

@@ -68,7 +68,7 @@ std::vector<pid_t> started_children(const rrh::test::child_process& launcher) {
     if (line.find("rrh-launch: child pid=") == std::string::npos || line.find(" started for node ") == std::string::npos) {
       continue;
     }
-    pids.push_back(static_cast<pid_t>(std::stol(rrh::test::field_of(line, "pid"))));
+    pids.push_back(static_cast<pid_t>(std::stol(rrh::ready_line_field(line, "pid"))));
   }
   return pids;
 }

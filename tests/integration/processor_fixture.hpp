@@ -66,7 +66,7 @@ class processor_process {
                   state_path, "--log-level", "debug"}) {
     const auto ready = process_.wait_line("rrh-processor ready", wait_deadline_default);
     if (!ready) throw std::runtime_error("rrh-processor printed no ready line");
-    control = field_of(*ready, "control");
+    control = ready_line_field(*ready, "control");
   }
   child_process& process() { return process_; }
   std::string control;

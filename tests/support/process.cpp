@@ -125,12 +125,4 @@ std::optional<std::string> child_process::wait_line(const std::string& needle,
   return found;
 }
 
-std::string field_of(const std::string& line, const std::string& key) {
-  const auto start = line.find(key + "=");
-  if (start == std::string::npos) return {};
-  const auto value_start = start + key.size() + 1;
-  const auto end = line.find(' ', value_start);
-  return line.substr(value_start, end == std::string::npos ? std::string::npos : end - value_start);
-}
-
 }  // namespace rrh::test

@@ -11,6 +11,8 @@
 #include <thread>
 #include <vector>
 
+#include "rrh/ready_line.hpp"
+
 namespace rrh::test {
 
 /// Path of an rrh executable in the build tree (build/bin/NAME).
@@ -51,7 +53,5 @@ class child_process {
   std::thread reader_;
 };
 
-/// The value of `key=value` in a line such as the broker's ready line, or empty.
-std::string field_of(const std::string& line, const std::string& key);
 
 }  // namespace rrh::test
