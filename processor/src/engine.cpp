@@ -197,7 +197,6 @@ struct task_slot {
   bool no_target_alerted = false;
   std::uint64_t generation = 0;
   std::uint64_t timeout_generation = 0;  // moves whenever an attempt's timeout is (re)armed
-  time_ms attempt_since_ms = 0;          // when the attempt being timed began (or was resent)
   bool live = false;
 };
 
@@ -1155,8 +1154,7 @@ struct engine::impl {
   void arm_task_timeout(std::uint32_t slot) {
     auto& task = tasks[slot];
     const auto timeout_ms = config_of_episode(task.record.episode).task_timeout_ms;
-    ++task.timeout_generation;
-    task.attempt_since_ms = now;
+    ++task.timeout_generation;  // an earlier attempt's timeout no longer applies
     if (timeout_ms == 0) return;
     schedule(now + timeout_ms, timer_kind::task_timeout, slot, task.timeout_generation);
   }
