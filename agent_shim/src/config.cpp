@@ -174,12 +174,10 @@ status shim_config::validate() const {
     if (!checked) return checked;
   }
   if (security == bus_security::curve) {
-    if (!curve_available()) return make_error(errc::config, "security: curve, but this libzmq has no CURVE support");
-    if (curve_secret_key_file.empty()) {
-      return make_error(errc::config, "curve_secret_key_file: required with security: curve");
-    }
-    if (curve_server_key_file.empty()) {
-      return make_error(errc::config, "curve_server_key_file: required with security: curve");
+    if (auto checked = check_curve_settings({{"curve_secret_key_file", &curve_secret_key_file},
+                                             {"curve_server_key_file", &curve_server_key_file}});
+        !checked) {
+      return checked;
     }
     if (auto keys = load_client_keys(curve_secret_key_file, curve_server_key_file); !keys) {
       return keys.error();

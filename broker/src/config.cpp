@@ -64,18 +64,14 @@ expected<security_setup> load_security(const config& settings) {
   if (!mode) return mode.error();
   setup.mode = mode.value();
   if (setup.mode == bus_security::none) return setup;
-  if (!curve_available()) {
-    return make_error(errc::config, "security: curve, but this libzmq has no CURVE support");
-  }
-  if (settings.curve_secret_key_file.empty()) {
-    return make_error(errc::config, "curve_secret_key_file: required with security: curve");
+  if (auto checked = check_curve_settings({{"curve_secret_key_file", &settings.curve_secret_key_file},
+                                           {"curve_allowed_keys_dir", &settings.curve_allowed_keys_dir}});
+      !checked) {
+    return checked.error();
   }
   auto own = read_secret_key_file(settings.curve_secret_key_file, "curve_secret_key_file");
   if (!own) return own.error();
   setup.own = std::move(own.value());
-  if (settings.curve_allowed_keys_dir.empty()) {
-    return make_error(errc::config, "curve_allowed_keys_dir: required with security: curve");
-  }
   allowed_keys allowed(settings.curve_allowed_keys_dir);
   if (auto loaded = allowed.load("curve_allowed_keys_dir"); !loaded) return loaded.error();
   if (!settings.curve_processor_key_file.empty()) {

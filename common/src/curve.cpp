@@ -5,8 +5,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 #include <zmq.h>
+#include <zmq_addon.hpp>
 
 #include <array>
+#include <iterator>
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
@@ -93,6 +95,16 @@ expected<bus_security> parse_bus_security(std::string_view text, std::string_vie
 }
 
 bool curve_available() noexcept { return zmq_has("curve") != 0; }
+
+status check_curve_settings(std::initializer_list<std::pair<std::string_view, const std::string*>> required) {
+  if (!curve_available()) {
+    return make_error(errc::config, "security: curve, but this libzmq has no CURVE support");
+  }
+  for (const auto& [name, value] : required) {
+    if (value->empty()) return make_error(errc::config, std::string(name) + ": required with security: curve");
+  }
+  return ok();
+}
 
 bool is_curve_key_text(std::string_view text) {
   if (text.size() != curve_key_text_length) return false;
@@ -233,14 +245,7 @@ zap_handler::zap_handler(zmq::context_t& context, policy decide)
 void zap_handler::handle_requests() {
   for (std::size_t handled = 0; handled < batch_max; ++handled) {
     std::vector<zmq::message_t> frames;
-    zmq::message_t frame;
-    if (!socket_.recv(frame, zmq::recv_flags::dontwait)) return;
-    frames.push_back(std::move(frame));
-    while (frames.back().more()) {
-      zmq::message_t next;
-      (void)socket_.recv(next, zmq::recv_flags::none);
-      frames.push_back(std::move(next));
-    }
+    if (!zmq::recv_multipart(socket_, std::back_inserter(frames), zmq::recv_flags::dontwait)) return;
     std::string status_code = "400";
     std::string status_text = "not allowed";
     std::string user_id;

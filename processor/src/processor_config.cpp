@@ -283,13 +283,11 @@ expected<processor_security> load_processor_security(const processor_settings& s
   if (!mode) return mode.error();
   loaded.mode = mode.value();
   if (loaded.mode == bus_security::none) return loaded;
-  if (!curve_available()) {
-    return make_error(errc::config, "security: curve, but this libzmq has no CURVE support");
-  }
-  for (const auto& key : security_keys()) {
-    if ((settings.*key.member).empty()) {
-      return make_error(errc::config, std::string(key.name) + ": required with security: curve");
-    }
+  if (auto checked = check_curve_settings({{"curve_secret_key_file", &settings.curve_secret_key_file},
+                                           {"curve_server_key_file", &settings.curve_server_key_file},
+                                           {"curve_allowed_keys_dir", &settings.curve_allowed_keys_dir}});
+      !checked) {
+    return checked.error();
   }
   auto keys = load_client_keys(settings.curve_secret_key_file, settings.curve_server_key_file);
   if (!keys) return keys.error();

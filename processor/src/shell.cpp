@@ -8,6 +8,7 @@
 #include <random>
 #include <unordered_map>
 #include <zmq.hpp>
+#include <zmq_addon.hpp>
 
 #include "commit.hpp"
 #include "control.hpp"
@@ -350,15 +351,8 @@ class processor_shell {
   void answer_control_requests() {
     for (std::size_t count = 0; count < control_batch_max; ++count) {
       std::vector<zmq::message_t> frames;
-      zmq::message_t frame;
       try {
-        if (!control_.recv(frame, zmq::recv_flags::dontwait)) return;
-        frames.push_back(std::move(frame));
-        while (frames.back().more()) {
-          zmq::message_t next;
-          (void)control_.recv(next, zmq::recv_flags::none);
-          frames.push_back(std::move(next));
-        }
+        if (!zmq::recv_multipart(control_, std::back_inserter(frames), zmq::recv_flags::dontwait)) return;
       } catch (const zmq::error_t& failure) {
         spdlog::warn("control receive: {}", failure.what());
         return;

@@ -7,9 +7,11 @@
 #include <cstddef>
 #include <cstdint>
 #include <functional>
+#include <initializer_list>
 #include <set>
 #include <string>
 #include <string_view>
+#include <utility>
 
 #include <zmq.hpp>
 
@@ -42,6 +44,10 @@ inline constexpr const char* zap_endpoint = "inproc://zeromq.zap.01";
 
 /// True when this libzmq was built with CURVE (libsodium).
 bool curve_available() noexcept;
+
+/// For `security: curve`: an errc::config error when this libzmq has no CURVE, or when one
+/// of the `required` settings (name, value) is empty, naming it; ok otherwise.
+status check_curve_settings(std::initializer_list<std::pair<std::string_view, const std::string*>> required);
 
 /// A CURVE key pair as Z85 text.
 struct curve_keypair {
