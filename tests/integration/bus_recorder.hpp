@@ -12,6 +12,11 @@
 
 namespace rrh::test {
 
+/// Milliseconds from `from` to `to`, as arrival times are compared.
+inline double elapsed_ms(std::chrono::steady_clock::time_point from, std::chrono::steady_clock::time_point to) {
+  return std::chrono::duration<double, std::milli>(to - from).count();
+}
+
 class bus_recorder {
  public:
   struct entry {

@@ -13,6 +13,7 @@
 #include "processor_stack.hpp"
 
 using namespace std::chrono_literals;
+using rrh::test::elapsed_ms;
 using rrh::test::wait_until;
 
 namespace {
@@ -80,10 +81,6 @@ bool process_gone(pid_t pid) {
   std::string text((std::istreambuf_iterator<char>(stat)), std::istreambuf_iterator<char>());
   const auto state_at = text.rfind(')');
   return state_at != std::string::npos && state_at + 2 < text.size() && text[state_at + 2] == 'Z';
-}
-
-double elapsed_ms(std::chrono::steady_clock::time_point from, std::chrono::steady_clock::time_point to) {
-  return std::chrono::duration<double, std::milli>(to - from).count();
 }
 
 }  // namespace
@@ -184,7 +181,7 @@ TEST_CASE("rrh-launch stops restarting once the processor quarantines the agent"
 
 TEST_CASE("rrh-launch replaces a hung child on agent.recover", "[launch][integration]") {
   stack bus("rrh-launch-hang");
-  auto launcher = bus.launch("hung-node", {"--watchdog-ms", "300", "--hang-after", "0.5"}, "2000");
+  auto launcher = bus.launch("hung-node", {"--watchdog-ms", "300", "--hang-after", "0.5"});
   REQUIRE(bus.wait_for([&] {
     for (const auto& [entry, suspect] : bus.recorder.events_of<rrh::events::agent_suspect>()) {
       if (suspect->reason.find("watchdog") != std::string::npos) return true;

@@ -12,6 +12,7 @@
 #include "rrh/shim.hpp"
 
 using namespace std::chrono_literals;
+using rrh::test::elapsed_ms;
 using rrh::test::wait_until;
 
 namespace {
@@ -30,10 +31,6 @@ struct stack : rrh::test::processor_stack {
 
 
 };
-
-double elapsed_ms(std::chrono::steady_clock::time_point from, std::chrono::steady_clock::time_point to) {
-  return std::chrono::duration<double, std::milli>(to - from).count();
-}
 
 }  // namespace
 
@@ -134,12 +131,7 @@ TEST_CASE("a hung agent (alive, not beating) is detected and recovered in place"
 TEST_CASE("passing the error threshold shuts the episode down and ends it with a summary",
           "[processor][integration]") {
   stack bus("rrh-threshold");
-  rrh::shim_config config;
-  config.node_id = "episode-node";
-  config.events_endpoint = bus.broker.events_in;
-  config.commands_endpoint = bus.broker.commands_out;
-  config.heartbeat_interval_ms = 100;
-  config.retransmit_initial_ms = 100;
+  auto config = bus.node_config("episode-node");
   rrh::shim node(config);
   std::atomic<int> shutdowns{0};
   node.set_handler("episode.shutdown", [&](const rrh::command&) {
@@ -221,12 +213,7 @@ TEST_CASE("a processor SIGKILLed mid-stream resumes: each retry fires once, noth
 TEST_CASE("an episode file's resilience block applies to that episode; an invalid one is refused",
           "[processor][integration][episode]") {
   stack bus("rrh-episode-file");
-  rrh::shim_config config;
-  config.node_id = "file-node";
-  config.events_endpoint = bus.broker.events_in;
-  config.commands_endpoint = bus.broker.commands_out;
-  config.heartbeat_interval_ms = 100;
-  config.retransmit_initial_ms = 100;
+  auto config = bus.node_config("file-node");
   rrh::shim node(config);
 
   SECTION("a valid block: the processor holds the overrides for this episode") {
