@@ -186,7 +186,9 @@ def test_task_functions_need_a_registered_agent(isolated_default):
     assert rrh.default_shim().last_registered_agent == "a2"
     rrh.unregister_agent("a2")
     assert rrh.default_shim().agents == ["a1"]
-    rrh.record_task_started("t")
+    queued = rrh.default_shim().stats()["outbox_size"]
+    rrh.record_task_started("t")  # for the last registered agent: a critical event, kept until acked
+    assert rrh.default_shim().stats()["outbox_size"] == queued + 1
     rrh.beat()
 
 

@@ -39,6 +39,15 @@ std::vector<std::uint64_t> delays_of_failures(engine_fixture& fixture, int failu
   return delays;
 }
 
+// Pool re-routing: nodes silent for seconds die, retries wait 30 s (fixed).
+resilience_config pool_retry_config() {
+  auto config = retry_config(backoff_policy::fixed);
+  config.acceptable_pause_ms = 3000;
+  config.task_retry_delay_ms = 30'000;
+  config.task_retry_delay_max_ms = 300'000;
+  return config;
+}
+
 }  // namespace
 
 TEST_CASE("a failed task is retried after its delay", "[engine][retry]") {
@@ -229,11 +238,7 @@ TEST_CASE("retry delays follow the backoff policy", "[engine][retry]") {
 }
 
 TEST_CASE("a retry whose owner is dead goes to a healthy agent of its pool", "[engine][retry]") {
-  auto config = retry_config(backoff_policy::fixed);
-  config.acceptable_pause_ms = 3000;
-  config.task_retry_delay_ms = 30'000;
-  config.task_retry_delay_max_ms = 300'000;
-  engine_fixture fixture(config);
+  engine_fixture fixture(pool_retry_config());
   fixture.register_agent("n1", "a1", "gpu");
   fixture.register_agent("n2", "a2", "gpu");
   fixture.register_agent("n3", "a3", "cpu");
@@ -278,11 +283,7 @@ TEST_CASE("a retry whose owner is dead goes to a healthy agent of its pool", "[e
 }
 
 TEST_CASE("task.retry_scheduled names the agent the retry then goes to", "[engine][retry]") {
-  auto config = retry_config(backoff_policy::fixed);
-  config.acceptable_pause_ms = 3000;
-  config.task_retry_delay_ms = 30'000;
-  config.task_retry_delay_max_ms = 300'000;
-  engine_fixture fixture(config);
+  engine_fixture fixture(pool_retry_config());
   fixture.register_agent("n1", "a1", "gpu");
   fixture.register_agent("n2", "a2", "gpu");
   fixture.register_agent("n3", "a3", "gpu");
