@@ -72,10 +72,8 @@ class slot_table {
     return slot;
   }
   void erase(std::string_view id) {
-    const auto hash = detail::flat_index::hash(id);
-    const auto found = index_.find(id, hash, key_of());
+    const auto found = index_.erase(id, detail::flat_index::hash(id), key_of());
     if (!found) return;
-    index_.erase(id, hash, key_of());
     auto& slot = slots_[*found];
     slot.live = false;
     ++slot.generation;  // cancels every timer of this slot

@@ -64,18 +64,19 @@ class flat_index {
     ++size_;
   }
 
-  /// Removes the entry of `slot` (found through `id`); no-op when absent.
+  /// Removes the entry of `id` and returns the slot it named; nothing when absent.
   template <class KeyOf>
-  void erase(std::string_view id, std::uint64_t id_hash, KeyOf&& key_of) {
-    if (entries_.empty()) return;
+  std::optional<std::uint32_t> erase(std::string_view id, std::uint64_t id_hash, KeyOf&& key_of) {
+    if (entries_.empty()) return std::nullopt;
     const auto tag = static_cast<std::uint32_t>(id_hash);
     std::size_t hole = tag & mask_;
     while (true) {
       const auto& candidate = entries_[hole];
-      if (candidate.slot_plus_one == 0) return;
+      if (candidate.slot_plus_one == 0) return std::nullopt;
       if (candidate.tag == tag && key_of(candidate.slot_plus_one - 1) == id) break;
       hole = (hole + 1) & mask_;
     }
+    const std::uint32_t erased = entries_[hole].slot_plus_one - 1;
     // Backward shift: move up every following entry whose home is at or before the hole.
     for (std::size_t next = (hole + 1) & mask_; entries_[next].slot_plus_one != 0; next = (next + 1) & mask_) {
       const std::size_t home = entries_[next].tag & mask_;
@@ -87,6 +88,7 @@ class flat_index {
     }
     entries_[hole] = entry{};
     --size_;
+    return erased;
   }
 
   std::size_t size() const noexcept { return size_; }
