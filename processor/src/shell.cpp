@@ -227,15 +227,17 @@ class processor_shell {
         return count;
       }
       if (frame_count != frames_expected) {
-        count_malformed("a message of " + std::to_string(frame_count) + " frames (expected " +
-                        (curve ? "[topic][body][sender key])" : "[topic][body])"));
+        count_malformed([&] {
+          return "a message of " + std::to_string(frame_count) + " frames (expected " +
+                 (curve ? "[topic][body][sender key])" : "[topic][body])");
+        });
         continue;
       }
       const auto& body = frames[1];
       ++counters_.events_received;
       auto decoded = rrh::decode_event(body.data(), body.size());
       if (!decoded) {
-        count_malformed(std::string(rrh::to_string(decoded.error().code)) + ": " + decoded.error().detail);
+        count_malformed([&] { return std::string(rrh::to_string(decoded.error().code)) + ": " + decoded.error().detail; });
         continue;
       }
       if (curve && !sender_owns_node(decoded->header.node, std::string_view(frames[2].data<char>(), frames[2].size()))) {
@@ -262,7 +264,7 @@ class processor_shell {
     const auto bound = node_keys_.find(node);
     if (bound != node_keys_.end() && bound->second == key) return true;
     if (!rrh::is_curve_key_text(key)) {
-      count_malformed("a sender key frame that is not a CURVE key");
+      count_malformed([] { return std::string("a sender key frame that is not a CURVE key"); });
       return false;
     }
     if (bound != node_keys_.end()) {
@@ -301,12 +303,16 @@ class processor_shell {
     publish(derived);
   }
 
-  void count_malformed(const std::string& why) {
+  // `why` builds the text only when the throttle lets a report through: a flood of bad
+  // input costs a counter, not a string per message.
+  template <class Why>
+  void count_malformed(Why&& why) {
     ++counters_.events_malformed;
     if (const auto seen = throttle_.admit("malformed"); seen > 0) {
-      spdlog::warn("dropped malformed event ({} since last report): {}", seen, why);
+      spdlog::warn("dropped malformed event ({} since last report): {}", seen, why());
     }
   }
+
 
   // Commit first; then everything that depends on the committed state leaves.
   status flush() { return commit_then_send(*store_, engine_, effects_, *this); }
