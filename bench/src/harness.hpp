@@ -75,6 +75,9 @@ void print_text(const figure& item);
 /// Percentile `share` (0..1) of `values` (sorted in place); 0 for none.
 double percentile(std::vector<double>& values, double share);
 
+/// printf into a string of whatever length it takes (a scenario's note lines).
+std::string format_text(const char* format, ...) __attribute__((format(printf, 1, 2)));
+
 /// Writes `text` to `path`; throws scenario_failure on error.
 void write_file(const std::string& path, const std::string& text);
 

@@ -142,23 +142,19 @@ scenario_result run_detection(const options& settings) {
     result.figures.push_back({prefix + ".p50", p50, bound_ms, p50 / bound_ms, "ms", std::nullopt});
     result.figures.push_back({prefix + ".p99", p99, bound_ms + slack_ms, p99 / (bound_ms + slack_ms), "ms", 1.0,
                               false, all_detected});
-    char line[512];
-    std::snprintf(line, sizeof line,
-                  "detection %s (killed %.1f s after healthy): %zu of %.0f agents on %llu SIGKILLed rrh-agent "
-                  "nodes declared dead; %.1f%% within bound + 100 ms; worst %.0f ms",
-                  each.name, static_cast<double>(each.warmup.count()) / 1000.0, detections_ms.size(),
-                  expected_agents, static_cast<unsigned long long>(settings.detection_nodes), share * 100.0,
-                  worst);
-    result.notes.emplace_back(line);
+    result.notes.push_back(format_text(
+        "detection %s (killed %.1f s after healthy): %zu of %.0f agents on %llu SIGKILLed rrh-agent "
+        "nodes declared dead; %.1f%% within bound + 100 ms; worst %.0f ms",
+        each.name, static_cast<double>(each.warmup.count()) / 1000.0, detections_ms.size(),
+        expected_agents, static_cast<unsigned long long>(settings.detection_nodes), share * 100.0,
+        worst));
   }
-  char line[256];
-  std::snprintf(line, sizeof line,
-                "detection bound %.0f ms: heartbeat %llu ms, acceptable_pause %llu ms, min_std_deviation %llu ms, "
-                "phi_threshold %.0f",
-                bound_ms, static_cast<unsigned long long>(heartbeat_ms),
-                static_cast<unsigned long long>(acceptable_pause_ms),
-                static_cast<unsigned long long>(min_std_deviation_ms), phi_threshold);
-  result.notes.emplace_back(line);
+  result.notes.push_back(format_text(
+      "detection bound %.0f ms: heartbeat %llu ms, acceptable_pause %llu ms, min_std_deviation %llu ms, "
+      "phi_threshold %.0f",
+      bound_ms, static_cast<unsigned long long>(heartbeat_ms),
+      static_cast<unsigned long long>(acceptable_pause_ms),
+      static_cast<unsigned long long>(min_std_deviation_ms), phi_threshold));
   return result;
 }
 

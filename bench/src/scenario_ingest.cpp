@@ -211,17 +211,15 @@ scenario_result run_ingest(const options& settings) {
   figure item{"ingest", rate, bare_rate, bare_rate > 0 ? rate / bare_rate : 0, "events/s", ratio_target,
               true, lossless};
   result.figures.push_back(item);
-  char line[512];
-  std::snprintf(line, sizeof line,
-                "ingest: %llu events (%llu critical, %zu nodes x %zu agents); bare subscriber decoded "
-                "%llu in %.2f s; processor applied %.0f critical + %.0f heartbeats in %.2f s, %s, "
-                "%llu resent",
-                static_cast<unsigned long long>(count), static_cast<unsigned long long>(critical_count),
-                ingest_nodes, ingest_agents_per_node, static_cast<unsigned long long>(bare.received),
-                bare.seconds, applied, beats, seconds,
-                lossless ? "every critical event acked (0 lost)" : "CRITICAL EVENTS MISSING",
-                static_cast<unsigned long long>(nodes.retransmitted()));
-  result.notes.emplace_back(line);
+  result.notes.push_back(format_text(
+      "ingest: %llu events (%llu critical, %zu nodes x %zu agents); bare subscriber decoded "
+      "%llu in %.2f s; processor applied %.0f critical + %.0f heartbeats in %.2f s, %s, "
+      "%llu resent",
+      static_cast<unsigned long long>(count), static_cast<unsigned long long>(critical_count),
+      ingest_nodes, ingest_agents_per_node, static_cast<unsigned long long>(bare.received),
+      bare.seconds, applied, beats, seconds,
+      lossless ? "every critical event acked (0 lost)" : "CRITICAL EVENTS MISSING",
+      static_cast<unsigned long long>(nodes.retransmitted())));
   return result;
 }
 

@@ -246,15 +246,13 @@ scenario_result run_latency(const options& settings) {
                               baseline > 0 ? value / baseline : 0, "us", each.target, false,
                               complete && all_acked});
   }
-  char line[512];
-  std::snprintf(line, sizeof line,
-                "latency: %zu of %llu retries timed through the processor, %zu of %llu raw round trips; "
-                "background %.0f heartbeats/s (%.0f during the raw run), processor applied %.0f/s of "
-                "them; every ack %s",
-                timed.size(), static_cast<unsigned long long>(settings.latency_samples), raw.size(),
-                static_cast<unsigned long long>(settings.latency_samples), load.achieved_rate(), raw_load,
-                beats_applied / rrh_seconds, all_acked ? "applied" : "NOT applied");
-  result.notes.emplace_back(line);
+  result.notes.push_back(format_text(
+      "latency: %zu of %llu retries timed through the processor, %zu of %llu raw round trips; "
+      "background %.0f heartbeats/s (%.0f during the raw run), processor applied %.0f/s of "
+      "them; every ack %s",
+      timed.size(), static_cast<unsigned long long>(settings.latency_samples), raw.size(),
+      static_cast<unsigned long long>(settings.latency_samples), load.achieved_rate(), raw_load,
+      beats_applied / rrh_seconds, all_acked ? "applied" : "NOT applied"));
   return result;
 }
 

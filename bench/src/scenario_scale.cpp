@@ -142,17 +142,15 @@ scenario_result run_scale(const options& settings) {
     result.figures.push_back({"scale.register_cpu." + name, item.register_us, smallest.register_us,
                               smallest.register_us > 0 ? item.register_us / smallest.register_us : 0,
                               "us/event", cost_ratio_target, false, item.lossless});
-    char line[512];
-    std::snprintf(line, sizeof line,
-                  "scale %llu agents on %llu nodes: registered in %.2f s; RSS %.1f MiB (idle %.1f MiB); "
-                  "%.0f of %llu heartbeats applied (%llu agents each)%s",
-                  static_cast<unsigned long long>(item.agents), static_cast<unsigned long long>(item.nodes),
-                  item.register_seconds, static_cast<double>(item.rss) / 1048576.0,
-                  static_cast<double>(item.rss_idle) / 1048576.0, item.heartbeats,
-                  static_cast<unsigned long long>(item.heartbeats_sent),
-                  static_cast<unsigned long long>(item.agents / item.nodes),
-                  item.lossless ? "" : "; EVENTS MISSING");
-    result.notes.emplace_back(line);
+    result.notes.push_back(format_text(
+        "scale %llu agents on %llu nodes: registered in %.2f s; RSS %.1f MiB (idle %.1f MiB); "
+        "%.0f of %llu heartbeats applied (%llu agents each)%s",
+        static_cast<unsigned long long>(item.agents), static_cast<unsigned long long>(item.nodes),
+        item.register_seconds, static_cast<double>(item.rss) / 1048576.0,
+        static_cast<double>(item.rss_idle) / 1048576.0, item.heartbeats,
+        static_cast<unsigned long long>(item.heartbeats_sent),
+        static_cast<unsigned long long>(item.agents / item.nodes),
+        item.lossless ? "" : "; EVENTS MISSING"));
   }
   return result;
 }

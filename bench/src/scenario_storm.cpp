@@ -100,16 +100,14 @@ scenario_result run_storm(const options& settings) {
 
   result.figures.push_back({"storm", seconds, expected_s, expected_s > 0 ? seconds / expected_s : 0, "s",
                             ratio_target, false, lossless});
-  char line[512];
-  std::snprintf(line, sizeof line,
-                "storm: %llu agents on %llu nodes died at once; %zu distinct agents got agent.recover "
-                "(%llu commands, last at %.3f s), %.0f acks applied, %.0f commands still pending; "
-                "pace %g/s, burst %llu%s",
-                static_cast<unsigned long long>(agent_count), static_cast<unsigned long long>(worker_count),
-                recovered.size(), static_cast<unsigned long long>(recover_commands), last_sent_s, acked, pending,
-                settings.storm_rate, static_cast<unsigned long long>(settings.storm_burst),
-                lossless ? "; nothing lost" : "; RECOVERIES MISSING");
-  result.notes.emplace_back(line);
+  result.notes.push_back(format_text(
+      "storm: %llu agents on %llu nodes died at once; %zu distinct agents got agent.recover "
+      "(%llu commands, last at %.3f s), %.0f acks applied, %.0f commands still pending; "
+      "pace %g/s, burst %llu%s",
+      static_cast<unsigned long long>(agent_count), static_cast<unsigned long long>(worker_count),
+      recovered.size(), static_cast<unsigned long long>(recover_commands), last_sent_s, acked, pending,
+      settings.storm_rate, static_cast<unsigned long long>(settings.storm_burst),
+      lossless ? "; nothing lost" : "; RECOVERIES MISSING"));
   return result;
 }
 
