@@ -182,12 +182,7 @@ TEST_CASE("rrh-launch stops restarting once the processor quarantines the agent"
 TEST_CASE("rrh-launch replaces a hung child on agent.recover", "[launch][integration]") {
   stack bus("rrh-launch-hang");
   auto launcher = bus.launch("hung-node", {"--watchdog-ms", "300", "--hang-after", "0.5"});
-  REQUIRE(bus.wait_for([&] {
-    for (const auto& [entry, suspect] : bus.recorder.events_of<rrh::events::agent_suspect>()) {
-      if (suspect->reason.find("watchdog") != std::string::npos) return true;
-    }
-    return false;
-  }));
+  REQUIRE(bus.wait_for_suspect("watchdog"));
   REQUIRE(bus.wait_for([&] { return !bus.recorder.events_of<rrh::events::agent_dead>().empty(); }));
   CHECK(bus.recorder.events_of<rrh::events::agent_dead>().front().second->reason.find("hung") != std::string::npos);
   REQUIRE(bus.wait_for([&] { return !bus.recorder.commands_of<rrh::commands::agent_recover>().empty(); }));

@@ -33,6 +33,16 @@ struct processor_stack {
         deadline);
   }
 
+  /// Waits for an `agent.suspect` whose reason mentions `cause` ("watchdog", "probe").
+  bool wait_for_suspect(const std::string& cause) {
+    return wait_for([&] {
+      for (const auto& [entry, suspect] : recorder.events_of<events::agent_suspect>()) {
+        if (suspect->reason.find(cause) != std::string::npos) return true;
+      }
+      return false;
+    });
+  }
+
   /// A shim for node `node` on this bus, at test speed.
   shim_config node_config(const std::string& node) const {
     shim_config config;

@@ -114,12 +114,7 @@ TEST_CASE("a hung agent (alive, not beating) is detected and recovered in place"
   stack bus("rrh-hang");
   auto agent = bus.agent("hung-node", {"--agents", "1", "--task-ms", "50", "--watchdog-ms", "300",
                                        "--hang-after", "0.5"});
-  REQUIRE(bus.wait_for([&] {
-    for (const auto& [entry, suspect] : bus.recorder.events_of<rrh::events::agent_suspect>()) {
-      if (suspect->reason.find("watchdog") != std::string::npos) return true;
-    }
-    return false;
-  }));
+  REQUIRE(bus.wait_for_suspect("watchdog"));
   REQUIRE(bus.wait_for([&] { return !bus.recorder.events_of<rrh::events::agent_dead>().empty(); }));
   CHECK(bus.recorder.events_of<rrh::events::agent_dead>().front().second->reason.find("hung") != std::string::npos);
   // The process lives: agent.recover reaches its node, the worker resumes, beats again.
