@@ -8,6 +8,7 @@
 #include <chrono>
 #include <map>
 #include <cstdio>
+#include <limits>
 #include <random>
 #include <span>
 #include <string>
@@ -44,15 +45,21 @@ struct node_stream {
   rrh::event heartbeat;
 };
 
-rrh::event critical(node_stream& stream, rrh::event_body body) {
+/// A critical event of the stream's node, numbered as its shim numbers events: in the
+/// order they are sent. Events generated ahead are numbered when they are fed (`number`),
+/// so that answers the fleet sends meanwhile take their place in the sequence.
+rrh::event critical(node_stream& stream, rrh::event_body body, bool numbered = true) {
   rrh::event message;
   message.header.node = stream.node;
   message.header.incarnation = 7;
-  message.header.seq = ++stream.seq;
+  if (numbered) message.header.seq = ++stream.seq;
   message.header.ts_ms = 1;
   message.body = std::move(body);
   return message;
 }
+
+/// Stream of each generated event that still needs its number; heartbeats need none.
+constexpr std::uint32_t not_numbered = std::numeric_limits<std::uint32_t>::max();
 
 struct fleet_result {
   std::size_t agents = 0;
@@ -117,13 +124,16 @@ fleet_result run_fleet(std::size_t agent_count, std::size_t event_count, std::si
   std::uniform_int_distribution<std::size_t> pick_slot(0, agents_per_node - 1);
   std::uniform_real_distribution<double> roll(0.0, 1.0);
   std::vector<rrh::event> mix;
+  std::vector<std::uint32_t> mix_stream;
   mix.reserve(event_count);
+  mix_stream.reserve(event_count + 1);
   std::uint64_t task_number = 0;
   std::size_t next_heartbeat_node = 0;
   for (std::size_t step = 0; mix.size() < event_count; ++step) {
     if (step % heartbeat_every == 0) {
       // Nodes beat in turn, as real nodes beat on their own timers: regular intervals.
       mix.push_back(streams[next_heartbeat_node].heartbeat);
+      mix_stream.push_back(not_numbered);
       next_heartbeat_node = (next_heartbeat_node + 1) % node_count;
       continue;
     }
@@ -131,43 +141,56 @@ fleet_result run_fleet(std::size_t agent_count, std::size_t event_count, std::si
     auto& stream = streams[node];
     const auto agent = agent_id(node, pick_slot(random));
     const auto task = "t" + std::to_string(++task_number);
-    mix.push_back(critical(stream, rrh::events::task_started{task, agent, 1}));
+    mix.push_back(critical(stream, rrh::events::task_started{task, agent, 1}, false));
     if (roll(random) < failure_share) {
-      mix.push_back(critical(stream, rrh::events::task_failed{task, agent, "TransientError", "bench", true, 1, "pool", {}}));
+      mix.push_back(critical(stream, rrh::events::task_failed{task, agent, "TransientError", "bench", true, 1, "pool", {}}, false));
     } else {
-      mix.push_back(critical(stream, rrh::events::task_succeeded{task, agent, 1}));
+      mix.push_back(critical(stream, rrh::events::task_succeeded{task, agent, 1}, false));
     }
+    mix_stream.insert(mix_stream.end(), 2, static_cast<std::uint32_t>(node));
   }
   mix.resize(event_count);
+  mix_stream.resize(event_count);
+  const auto number = [&](std::size_t from, std::size_t count) {
+    for (std::size_t at = from; at < from + count; ++at) {
+      if (mix_stream[at] != not_numbered) mix[at].header.seq = ++streams[mix_stream[at]].seq;
+    }
+  };
 
   double clock_ms = static_cast<double>(now);
-  // The agents answer the processor's probes, as their shims do: each agent.probe of a
-  // call comes back as a probe.reply in the next one (an unanswered probe would make its
-  // agent suspect, a fleet the benchmark does not mean to measure). Replies count as
-  // events applied.
+  // The fleet answers the processor's commands as shims do: each command of a call is
+  // acked in the next one, a probe also gets its probe.reply, and a retried task runs and
+  // succeeds. Without answers the engine would be measured in a state no real fleet
+  // reaches: probed agents turning suspect, every retry resent forever and the pending
+  // commands and tasks growing with the run. Answers count as events applied.
   std::vector<rrh::event> replies;
   std::size_t replies_applied = 0;
   const auto collect_replies = [&] {
     for (const auto& sent : out.commands) {
-      const auto* probe = std::get_if<rrh::commands::agent_probe>(&sent.body);
-      if (probe == nullptr) continue;
-      rrh::event reply;
-      reply.header.node = sent.node;
-      reply.header.incarnation = 7;
-      reply.body = rrh::events::probe_reply{sent.id, probe->agent};
-      replies.push_back(std::move(reply));
+      auto& stream = streams[std::stoul(sent.node.substr(1))];
+      replies.push_back(critical(stream, rrh::events::command_ack{sent.id, true, {}}));
+      if (const auto* probe = std::get_if<rrh::commands::agent_probe>(&sent.body)) {
+        rrh::event reply;
+        reply.header.node = sent.node;
+        reply.header.incarnation = 7;
+        reply.body = rrh::events::probe_reply{sent.id, probe->agent};
+        replies.push_back(std::move(reply));
+      } else if (const auto* retry = std::get_if<rrh::commands::task_retry>(&sent.body)) {
+        replies.push_back(critical(stream, rrh::events::task_succeeded{retry->task, retry->agent, retry->attempt}));
+      }
     }
     out.clear();
   };
   const auto started = steady::now();
   if (batch_size <= 1) {
-    for (const auto& message : mix) {
+    for (std::size_t index = 0; index < mix.size(); ++index) {
       clock_ms += time_per_event_ms;
       const auto at = static_cast<rrh::engine::time_ms>(clock_ms);
       for (const auto& reply : replies) engine.on_event(reply, at, out);
       replies_applied += replies.size();
       replies.clear();
-      engine.on_event(message, at, out);
+      number(index, 1);
+      engine.on_event(mix[index], at, out);
       collect_replies();
     }
   } else {
@@ -181,6 +204,7 @@ fleet_result run_fleet(std::size_t agent_count, std::size_t event_count, std::si
         replies_applied += replies.size();
         replies.clear();
       }
+      number(at, count);
       engine.on_events(std::span<const rrh::event>(mix.data() + at, count), now_ms, out);
       collect_replies();
     }
