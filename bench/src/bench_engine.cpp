@@ -29,6 +29,11 @@ constexpr std::size_t heartbeat_every = 10;
 constexpr double failure_share = 0.2;
 /// Engine time advances this much per event (1 ms per 100 events: 100k events/s).
 constexpr double time_per_event_ms = 0.01;
+/// Engine time of the mix applied before the clock starts (see run_fleet).
+constexpr double warmup_ms = 2000;
+/// Base delay of a retry: short enough that the retries of the run's failures fire within
+/// the run (with the default 30 s, most would still be waiting at its end).
+constexpr std::uint64_t retry_delay_ms = 1000;
 /// Cost per event may grow at most this much from the smallest to the largest fleet.
 constexpr double flatness_target = 1.5;
 /// Heap bytes per agent target.
@@ -36,7 +41,7 @@ constexpr double bytes_per_agent_target = 1024.0;
 
 std::size_t heap_bytes() {
   const auto info = ::mallinfo2();
-  return info.uordblks + info.hblkhd;
+  return info.uordblks + info.hblkhd + rrh::engine::mapped_table_bytes();
 }
 
 struct node_stream {
@@ -76,6 +81,7 @@ fleet_result run_fleet(std::size_t agent_count, std::size_t event_count, std::si
   config.max_agents = agent_count + 1;
   config.max_nodes = agent_count / agents_per_node + 1;
   config.max_pending_commands = 10'000'000;
+  config.task_retry_delay_ms = retry_delay_ms;
   if (probe_interval_s > 0) config.agent_health_check_interval_ms = probe_interval_s * 1000;
   rrh::engine::engine engine(config);
   rrh::engine::effects out;
@@ -125,11 +131,12 @@ fleet_result run_fleet(std::size_t agent_count, std::size_t event_count, std::si
   std::uniform_real_distribution<double> roll(0.0, 1.0);
   std::vector<rrh::event> mix;
   std::vector<std::uint32_t> mix_stream;
-  mix.reserve(event_count);
-  mix_stream.reserve(event_count + 1);
+  const auto warmup_count = static_cast<std::size_t>(warmup_ms / time_per_event_ms);
+  mix.reserve(warmup_count + event_count + 1);
+  mix_stream.reserve(warmup_count + event_count + 1);
   std::uint64_t task_number = 0;
   std::size_t next_heartbeat_node = 0;
-  for (std::size_t step = 0; mix.size() < event_count; ++step) {
+  for (std::size_t step = 0; mix.size() < warmup_count + event_count; ++step) {
     if (step % heartbeat_every == 0) {
       // Nodes beat in turn, as real nodes beat on their own timers: regular intervals.
       mix.push_back(streams[next_heartbeat_node].heartbeat);
@@ -149,8 +156,8 @@ fleet_result run_fleet(std::size_t agent_count, std::size_t event_count, std::si
     }
     mix_stream.insert(mix_stream.end(), 2, static_cast<std::uint32_t>(node));
   }
-  mix.resize(event_count);
-  mix_stream.resize(event_count);
+  mix.resize(warmup_count + event_count);
+  mix_stream.resize(warmup_count + event_count);
   const auto number = [&](std::size_t from, std::size_t count) {
     for (std::size_t at = from; at < from + count; ++at) {
       if (mix_stream[at] != not_numbered) mix[at].header.seq = ++streams[mix_stream[at]].seq;
@@ -181,34 +188,34 @@ fleet_result run_fleet(std::size_t agent_count, std::size_t event_count, std::si
     }
     out.clear();
   };
-  const auto started = steady::now();
-  if (batch_size <= 1) {
-    for (std::size_t index = 0; index < mix.size(); ++index) {
-      clock_ms += time_per_event_ms;
-      const auto at = static_cast<rrh::engine::time_ms>(clock_ms);
-      for (const auto& reply : replies) engine.on_event(reply, at, out);
-      replies_applied += replies.size();
-      replies.clear();
-      number(index, 1);
-      engine.on_event(mix[index], at, out);
-      collect_replies();
-    }
-  } else {
-    // As the processor applies what one poll brought: a batch at one instant.
-    for (std::size_t at = 0; at < mix.size(); at += batch_size) {
-      const auto count = std::min(batch_size, mix.size() - at);
+  // Applies mix[from, to), each call's answers in the next call.
+  const auto feed = [&](std::size_t from, std::size_t to) {
+    const std::size_t step = std::max<std::size_t>(batch_size, 1);
+    for (std::size_t at = from; at < to; at += step) {
+      const auto count = std::min(step, to - at);
       clock_ms += time_per_event_ms * static_cast<double>(count);
       const auto now_ms = static_cast<rrh::engine::time_ms>(clock_ms);
-      if (!replies.empty()) {
-        engine.on_events(replies, now_ms, out);
-        replies_applied += replies.size();
-        replies.clear();
-      }
+      replies_applied += replies.size();
       number(at, count);
-      engine.on_events(std::span<const rrh::event>(mix.data() + at, count), now_ms, out);
+      if (batch_size <= 1) {
+        for (const auto& reply : replies) engine.on_event(reply, now_ms, out);
+        engine.on_event(mix[at], now_ms, out);
+      } else {
+        // As the processor applies what one poll brought: a batch at one instant.
+        if (!replies.empty()) engine.on_events(replies, now_ms, out);
+        engine.on_events(std::span<const rrh::event>(mix.data() + at, count), now_ms, out);
+      }
+      replies.clear();
       collect_replies();
     }
-  }
+  };
+  // Warm-up, not timed: the first seconds of the mix bring the engine to its steady state
+  // (the task table at the size the retry delay keeps, probes under way), so that the
+  // timed part measures that state and not the tables' first growth.
+  feed(0, warmup_count);
+  replies_applied = 0;
+  const auto started = steady::now();
+  feed(warmup_count, mix.size());
   const auto elapsed = std::chrono::duration<double>(steady::now() - started).count();
 
   std::map<std::string, std::size_t> by_state;

@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <array>
 #include <cmath>
+#include <cstddef>
 #include <limits>
 #include <random>
 #include <unordered_map>
@@ -15,6 +16,7 @@
 
 #include "rrh/assert.hpp"
 #include "rrh/engine/detector.hpp"
+#include "big_table_allocator.hpp"
 #include "flat_index.hpp"
 #include "timer_queue.hpp"
 
@@ -24,11 +26,9 @@ namespace {
 /// A slot index that names no slot.
 constexpr std::uint32_t no_slot = std::numeric_limits<std::uint32_t>::max();
 
-/// Cache lines of a slot loaded ahead of an event's use of it: what an event reads (the
-/// slots put those fields first); a node's heartbeat loads its whole slot (the detector).
-constexpr std::size_t node_prefetch_lines = 3;
-constexpr std::size_t agent_prefetch_lines = 2;
-constexpr std::size_t task_prefetch_lines = 3;
+/// Slots start on a cache line, so that "a slot's first N bytes" is a known set of lines.
+constexpr std::size_t cache_line = 64;
+
 /// How many events ahead of the one applied a batch starts loading their records.
 constexpr std::size_t prefetch_distance = 4;
 
@@ -88,16 +88,14 @@ class slot_table {
   void prefetch_index(std::string_view id) const noexcept {
     index_.prefetch(detail::flat_index::hash(id));
   }
-  // Loads the first `lines` cache lines of the slot (its fields are in order of use), or
-  // all of them when `lines` is 0. Few: the core tracks only so many misses at once.
-  void prefetch_slot(std::string_view id, std::size_t lines) const noexcept {
+  // Loads the lines of the slot's first `bytes` bytes (its fields are in order of use),
+  // or of all of it when `bytes` is 0. Few: the core tracks only so many misses at once.
+  void prefetch_slot(std::string_view id, std::size_t bytes) const noexcept {
     const auto slot = index_.likely_slot(detail::flat_index::hash(id));
     if (!slot || *slot >= slots_.size()) return;
-    const auto* bytes = reinterpret_cast<const char*>(&slots_[*slot]);
-    constexpr std::size_t line = 64;
-    constexpr std::size_t slot_lines = (sizeof(Slot) + line - 1) / line;
-    const std::size_t count = lines == 0 ? slot_lines : std::min(slot_lines, lines);
-    for (std::size_t at = 0; at < count; ++at) __builtin_prefetch(bytes + at * line);
+    const auto* start = reinterpret_cast<const char*>(&slots_[*slot]);
+    const std::size_t span = bytes == 0 ? sizeof(Slot) : std::min(bytes, sizeof(Slot));
+    for (std::size_t at = 0; at < span; at += cache_line) __builtin_prefetch(start + at);
   }
   template <class Visit>
   void for_each(Visit&& visit) const {
@@ -111,7 +109,7 @@ class slot_table {
     return [this](std::uint32_t slot) -> std::string_view { return slots_[slot].key(); };
   }
 
-  std::vector<Slot> slots_;
+  std::vector<Slot, detail::big_table_allocator<Slot>> slots_;
   std::vector<std::uint32_t> free_;
   detail::flat_index index_;
 };
@@ -138,31 +136,33 @@ struct timer {
   timer_kind kind;
 };
 
-struct node_slot {
+struct alignas(cache_line) node_slot {
   std::string& key() { return record.node; }
   const std::string& key() const { return record.node; }
-  // Members in order of use: what every event of the node reads comes first, so that it
-  // takes few cache lines; the detector's window (read by heartbeats only) comes last.
-  node_record record;
-  std::vector<std::uint32_t> agents;
+  // Members in order of use: what every event of the node reads comes first (up to the
+  // record's applied_seq: `node_hot_bytes`), the detector's window (heartbeats only) last.
+  std::uint64_t generation = 0;
+  std::uint32_t ack_index = no_slot;  // where this node's ack sits in the current effects
   /// Hosted agents a heartbeat may change (not healthy, or stale): while 0, a heartbeat
   /// without stale entries needs no per-agent work, so a healthy fleet's heartbeats cost
   /// the same at a thousand agents as at a million.
   std::uint32_t attention = 0;
-  std::uint32_t ack_index = no_slot;  // where this node's ack sits in the current effects
-  std::uint64_t generation = 0;
   bool live = false;
+  bool detecting = false;  // the detector runs (from the node's first event or a restore)
   bool suspect = false;
   bool dead = false;
   time_ms dead_since_ms = 0;  // when `dead` was last set
+  node_record record;
+  std::vector<std::uint32_t> agents;
   phi_detector detector;
 };
 
-struct agent_slot {
+struct alignas(cache_line) agent_slot {
   std::string& key() { return record.agent; }
   const std::string& key() const { return record.agent; }
-  // What an event of the agent reads comes first, with the record's id and state right
-  // after: in a large fleet each line of a slot is a cache miss.
+  // What an event of the agent reads comes first, with the record's id, state, episode
+  // and pool right after (`agent_hot_bytes`): in a large fleet each line of a slot is a
+  // cache miss.
   std::uint32_t node = 0;
   bool live = false;
   bool stale = false;
@@ -186,17 +186,28 @@ struct agent_slot {
   std::uint64_t attempts_before_death = 0;
 };
 
-struct task_slot {
+struct alignas(cache_line) task_slot {
   std::string& key() { return record.task; }
   const std::string& key() const { return record.task; }
-  task_record record;
+  // Scalars first, then the record's ids (`task_hot_bytes`); error texts and checkpoint last.
   std::uint32_t owner = no_slot;  // cached slot of record.agent; checked before use
-  std::uint64_t retry_command = 0;
+  bool live = false;
   bool no_target_alerted = false;
+  std::uint64_t retry_command = 0;
   std::uint64_t generation = 0;
   std::uint64_t timeout_generation = 0;  // moves whenever an attempt's timeout is (re)armed
-  bool live = false;
+  task_record record;
 };
+
+/// Bytes from a slot's start that an event of its entity reads; prefetched ahead of use.
+/// (offsetof of a member of a record with strings: not standard layout, but g++ and
+/// clang give the offset all the same.)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Winvalid-offsetof"
+constexpr std::size_t node_hot_bytes = offsetof(node_slot, record) + offsetof(node_record, retired_incarnations);
+constexpr std::size_t agent_hot_bytes = offsetof(agent_slot, record) + offsetof(agent_record, node);
+constexpr std::size_t task_hot_bytes = offsetof(task_slot, record) + offsetof(task_record, retry_due_ms);
+#pragma GCC diagnostic pop
 
 struct episode_slot {
   std::string& key() { return record.episode; }
@@ -428,6 +439,7 @@ struct engine::impl {
 
   void start_detection(std::uint32_t slot, std::uint64_t interval_ms) {
     auto& node = nodes[slot];
+    node.detecting = true;
     node.detector.heartbeat(now, interval_ms);
     node.suspect = false;
     node.dead = false;
@@ -1430,9 +1442,9 @@ struct engine::impl {
           [&](const std::string& id) { tasks.prefetch_index(id); });
     } else {
       const bool heartbeat = std::holds_alternative<events::heartbeat>(message.body);
-      ids([&](const std::string& id) { nodes.prefetch_slot(id, heartbeat ? 0 : node_prefetch_lines); },
-          [&](const std::string& id) { agents.prefetch_slot(id, agent_prefetch_lines); },
-          [&](const std::string& id) { tasks.prefetch_slot(id, task_prefetch_lines); });
+      ids([&](const std::string& id) { nodes.prefetch_slot(id, heartbeat ? 0 : node_hot_bytes); },
+          [&](const std::string& id) { agents.prefetch_slot(id, agent_hot_bytes); },
+          [&](const std::string& id) { tasks.prefetch_slot(id, task_hot_bytes); });
     }
   }
 
@@ -1440,7 +1452,7 @@ struct engine::impl {
     const auto node_slot_index = ensure_node(message.header.node);
     if (!node_slot_index) return;
     auto& node = nodes[*node_slot_index];
-    if (!node.detector.started()) start_detection(*node_slot_index, node.record.heartbeat_interval_ms);
+    if (!node.detecting) start_detection(*node_slot_index, node.record.heartbeat_interval_ms);
 
     if (std::holds_alternative<events::heartbeat>(message.body)) {
       on_heartbeat(*node_slot_index, message);
@@ -1682,6 +1694,8 @@ engine::engine(resilience_config config) : impl_(std::make_unique<impl>(std::mov
 }
 
 engine::~engine() = default;
+
+std::size_t mapped_table_bytes() noexcept { return detail::mapped_bytes.load(std::memory_order_relaxed); }
 
 void engine::on_event(const event& message, time_ms now, effects& out) {
   impl_->now = std::max(impl_->now, now);

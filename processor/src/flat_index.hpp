@@ -11,6 +11,7 @@
 #include <string_view>
 #include <vector>
 
+#include "big_table_allocator.hpp"
 #include "rrh/assert.hpp"
 
 namespace rrh::engine::detail {
@@ -105,7 +106,7 @@ class flat_index {
   static constexpr std::size_t initial_capacity = 16;
 
   void grow() {
-    std::vector<entry> old;
+    std::vector<entry, big_table_allocator<entry>> old;
     old.swap(entries_);
     const std::size_t capacity = old.empty() ? initial_capacity : old.size() * 2;
     RRH_ASSERT(capacity <= (std::size_t{1} << 32));  // a tag must still name the home
@@ -119,7 +120,7 @@ class flat_index {
     }
   }
 
-  std::vector<entry> entries_;
+  std::vector<entry, big_table_allocator<entry>> entries_;
   std::size_t mask_ = 0;
   std::size_t size_ = 0;
 };

@@ -72,6 +72,10 @@ struct snapshot {
   std::uint64_t next_command_id = 1;
 };
 
+/// Bytes the engines' large tables hold in blocks mapped outside the malloc heap (huge
+/// pages, see engine.cpp), process-wide: memory that mallinfo does not count.
+std::size_t mapped_table_bytes() noexcept;
+
 class engine {
  public:
   explicit engine(resilience_config config);
