@@ -18,6 +18,7 @@
 #include "rrh/engine/detector.hpp"
 #include "big_table_allocator.hpp"
 #include "flat_index.hpp"
+#include "prefetch.hpp"
 #include "timer_queue.hpp"
 
 namespace rrh::engine {
@@ -95,7 +96,7 @@ class slot_table {
     if (!slot || *slot >= slots_.size()) return;
     const auto* start = reinterpret_cast<const char*>(&slots_[*slot]);
     const std::size_t span = bytes == 0 ? sizeof(Slot) : std::min(bytes, sizeof(Slot));
-    for (std::size_t at = 0; at < span; at += cache_line) __builtin_prefetch(start + at);
+    for (std::size_t at = 0; at < span; at += cache_line) detail::prefetch_line(start + at);
   }
   template <class Visit>
   void for_each(Visit&& visit) const {
@@ -142,7 +143,8 @@ struct alignas(cache_line) node_slot {
   // Members in order of use: what every event of the node reads comes first (up to the
   // record's applied_seq: `node_hot_bytes`), the detector's window (heartbeats only) last.
   std::uint64_t generation = 0;
-  std::uint32_t ack_index = no_slot;  // where this node's ack sits in the current effects
+  std::uint32_t ack_index = no_slot;   // where this node's ack sits in the current effects
+  std::uint32_t mark_index = no_slot;  // where its key sits in the effects' nodes_changed
   /// Hosted agents a heartbeat may change (not healthy, or stale): while 0, a heartbeat
   /// without stale entries needs no per-agent work, so a healthy fleet's heartbeats cost
   /// the same at a thousand agents as at a million.
@@ -391,20 +393,30 @@ struct engine::impl {
     if (id != 0 && pending.erase(id) > 0) out->commands_removed.push_back(id);
   }
 
+  // A node's applied_seq moves with every critical event: its record is marked once per
+  // batch of effects, not once per event (a batch from many nodes would copy a node id
+  // per event). The node remembers where its mark sits, as it does for its ack.
+  void mark_once(node_slot& node) {
+    auto& changed = out->nodes_changed;
+    if (node.mark_index < changed.size() && changed[node.mark_index] == node.record.node) return;
+    node.mark_index = static_cast<std::uint32_t>(changed.size());
+    changed.push_back(node.record.node);
+  }
+
   // One cumulative ack per node per batch of effects: a later event of the node moves it.
   // The node remembers where its ack sits, so a batch from many nodes does not scan.
   void add_ack(node_slot& node) {
     auto& acks = out->acks;
+    const commands::ack body{node.record.incarnation, node.record.applied_seq};
     if (node.ack_index < acks.size() && acks[node.ack_index].node == node.record.node) {
-      acks[node.ack_index].body = commands::ack{node.record.incarnation, node.record.applied_seq};
+      std::get<commands::ack>(acks[node.ack_index].body) = body;
       return;
     }
     node.ack_index = static_cast<std::uint32_t>(acks.size());
-    command ack;
+    auto& ack = acks.emplace_back();
     ack.node = node.record.node;
     ack.ts_ms = now;
-    ack.body = commands::ack{node.record.incarnation, node.record.applied_seq};
-    acks.push_back(std::move(ack));
+    ack.body.emplace<commands::ack>(body);
   }
 
 
@@ -1497,7 +1509,7 @@ struct engine::impl {
       return;
     }
     node.record.applied_seq = message.header.seq;
-    mark(node);
+    mark_once(node);
     add_ack(node);
     ++counters.events_applied;
     apply(*node_slot_index, message);

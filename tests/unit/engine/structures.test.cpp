@@ -70,6 +70,42 @@ TEST_CASE("flat_index finds, inserts and erases like a map", "[engine][structure
   REQUIRE(index.capacity() * 3 >= index.size() * 4);
 }
 
+TEST_CASE("flat_index hash spreads ids that differ in a few characters", "[engine][structures]") {
+  // The index picks an id's home from the hash's low bits: ids named by pattern (nodes,
+  // their agents, numbered tasks; every length from 1 to 40 bytes) must fill the homes
+  // about as a random function would, or lookups degrade to long probes.
+  constexpr std::size_t home_bits = 17;
+  constexpr std::size_t homes = std::size_t{1} << home_bits;
+  std::vector<std::string> ids;
+  for (int node = 0; node < 800; ++node) {
+    for (int agent = 0; agent < 100; ++agent) ids.push_back("n" + std::to_string(node) + ".a" + std::to_string(agent));
+  }
+  for (int task = 0; task < 20'000; ++task) ids.push_back("t" + std::to_string(task));
+  for (std::size_t length = 1; length <= 40; ++length) {
+    for (char last = 'a'; last <= 'z'; ++last) ids.push_back(std::string(length - 1, 'x') + last);
+  }
+  std::vector<std::uint32_t> per_home(homes);
+  std::set<std::uint64_t> distinct;
+  for (const auto& id : ids) {
+    const auto hash = detail::flat_index::hash(id);
+    distinct.insert(hash);
+    ++per_home[hash & (homes - 1)];
+  }
+  REQUIRE(distinct.size() == ids.size());
+  // For n ids thrown at random into m homes, the mean of a home's count squared over ids
+  // is 1 + (n - 1)/m; a patterned hash gives many times that.
+  double squares = 0;
+  std::uint32_t fullest = 0;
+  for (const auto count : per_home) {
+    squares += static_cast<double>(count) * count;
+    fullest = std::max(fullest, count);
+  }
+  const double n = static_cast<double>(ids.size());
+  const double random_expectation = 1.0 + (n - 1.0) / static_cast<double>(homes);
+  CHECK(squares / n < random_expectation * 1.05);
+  CHECK(fullest <= 12);
+}
+
 TEST_CASE("flat_index erase keeps colliding chains reachable across the wrap", "[engine][structures]") {
   detail::flat_index index;
   id_slots slots;
