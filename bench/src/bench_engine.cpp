@@ -29,6 +29,9 @@ constexpr std::size_t heartbeat_every = 10;
 constexpr double failure_share = 0.2;
 /// Engine time advances this much per event (1 ms per 100 events: 100k events/s).
 constexpr double time_per_event_ms = 0.01;
+/// Answers (acks, probe replies, retried tasks' outcomes) that fit ahead of a batch in the
+/// laid-out mix; more are applied in a call of their own (counted as answers_apart).
+constexpr std::size_t answers_room = 32;
 /// Engine time of the mix applied before the clock starts (see run_fleet).
 constexpr double warmup_ms = 2000;
 /// Base delay of a retry: short enough that the retries of the run's failures fire within
@@ -158,9 +161,23 @@ fleet_result run_fleet(std::size_t agent_count, std::size_t event_count, std::si
   }
   mix.resize(warmup_count + event_count);
   mix_stream.resize(warmup_count + event_count);
+  // A batch is what one poll brings: the fleet's answers to the previous batch's commands,
+  // then the next `batch_size` generated events, applied in one on_events call as the
+  // processor applies them. The generated events are laid out with room for the answers
+  // ahead of each batch, so that a batch is one span without copying them.
+  const std::size_t step = std::max<std::size_t>(batch_size, 1);
+  const std::size_t room = batch_size <= 1 ? 0 : answers_room;
+  const auto position = [&](std::size_t generated) {
+    return generated / step * (room + step) + room + generated % step;
+  };
+  {
+    std::vector<rrh::event> laid((mix.size() + step - 1) / step * (room + step));
+    for (std::size_t at = 0; at < mix.size(); ++at) laid[position(at)] = std::move(mix[at]);
+    mix.swap(laid);
+  }
   const auto number = [&](std::size_t from, std::size_t count) {
     for (std::size_t at = from; at < from + count; ++at) {
-      if (mix_stream[at] != not_numbered) mix[at].header.seq = ++streams[mix_stream[at]].seq;
+      if (mix_stream[at] != not_numbered) mix[position(at)].header.seq = ++streams[mix_stream[at]].seq;
     }
   };
 
@@ -188,22 +205,29 @@ fleet_result run_fleet(std::size_t agent_count, std::size_t event_count, std::si
     }
     out.clear();
   };
-  // Applies mix[from, to), each call's answers in the next call.
+  // Applies the generated events [from, to), each batch with the answers to the one before.
+  std::size_t answers_apart = 0;  // batches whose answers did not fit the room ahead
   const auto feed = [&](std::size_t from, std::size_t to) {
-    const std::size_t step = std::max<std::size_t>(batch_size, 1);
     for (std::size_t at = from; at < to; at += step) {
       const auto count = std::min(step, to - at);
       clock_ms += time_per_event_ms * static_cast<double>(count);
       const auto now_ms = static_cast<rrh::engine::time_ms>(clock_ms);
       replies_applied += replies.size();
       number(at, count);
+      const auto first = position(at);
       if (batch_size <= 1) {
         for (const auto& reply : replies) engine.on_event(reply, now_ms, out);
-        engine.on_event(mix[at], now_ms, out);
+        engine.on_event(mix[first], now_ms, out);
       } else {
-        // As the processor applies what one poll brought: a batch at one instant.
-        if (!replies.empty()) engine.on_events(replies, now_ms, out);
-        engine.on_events(std::span<const rrh::event>(mix.data() + at, count), now_ms, out);
+        auto begin = first;
+        if (replies.size() <= room) {
+          begin -= replies.size();
+          std::move(replies.begin(), replies.end(), mix.begin() + static_cast<std::ptrdiff_t>(begin));
+        } else if (!replies.empty()) {
+          ++answers_apart;
+          engine.on_events(replies, now_ms, out);
+        }
+        engine.on_events(std::span<const rrh::event>(mix.data() + begin, first + count - begin), now_ms, out);
       }
       replies.clear();
       collect_replies();
@@ -215,7 +239,7 @@ fleet_result run_fleet(std::size_t agent_count, std::size_t event_count, std::si
   feed(0, warmup_count);
   replies_applied = 0;
   const auto started = steady::now();
-  feed(warmup_count, mix.size());
+  feed(warmup_count, warmup_count + event_count);
   const auto elapsed = std::chrono::duration<double>(steady::now() - started).count();
 
   std::map<std::string, std::size_t> by_state;
@@ -224,7 +248,8 @@ fleet_result run_fleet(std::size_t agent_count, std::size_t event_count, std::si
   std::fprintf(stderr, "  timers_fired=%llu commands_issued=%llu",
                static_cast<unsigned long long>(engine.stats().timers_fired),
                static_cast<unsigned long long>(engine.stats().commands_issued));
-  std::fprintf(stderr, "  timers=%zu pending=%zu tasks=%zu\n", engine.timer_count(), engine.pending_count(), engine.task_count());
+  std::fprintf(stderr, "  timers=%zu pending=%zu tasks=%zu answers_apart=%zu\n", engine.timer_count(),
+               engine.pending_count(), engine.task_count(), answers_apart);
   fleet_result result;
   result.agents = agent_count;
   result.nodes = node_count;

@@ -37,6 +37,9 @@ constexpr std::size_t prefetch_distance = 4;
 /// fit in the caches and loading ahead is only overhead.
 constexpr std::size_t prefetch_agents_min = 16'384;
 
+/// Due timers fired per round of on_tick (their slots are loaded together).
+constexpr std::size_t due_round_max = 32;
+
 /// Pool members looked at per retry target pick.
 constexpr std::size_t pool_scan_max = 64;
 
@@ -52,9 +55,7 @@ struct string_hash {
 template <class Slot>
 class slot_table {
  public:
-  std::optional<std::uint32_t> find(std::string_view id) const {
-    return index_.find(id, detail::flat_index::hash(id), key_of());
-  }
+  std::optional<std::uint32_t> find(std::string_view id) const { return index_.find(id, hash_of(id), key_of()); }
   std::uint32_t insert(const std::string& id) {
     std::uint32_t slot;
     if (!free_.empty()) {
@@ -69,11 +70,11 @@ class slot_table {
     }
     slots_[slot].live = true;
     slots_[slot].key() = id;
-    index_.insert(id, detail::flat_index::hash(id), slot, key_of());
+    index_.insert(id, hash_of(id), slot, key_of());
     return slot;
   }
   void erase(std::string_view id) {
-    const auto found = index_.erase(id, detail::flat_index::hash(id), key_of());
+    const auto found = index_.erase(id, hash_of(id), key_of());
     if (!found) return;
     auto& slot = slots_[*found];
     slot.live = false;
@@ -84,20 +85,30 @@ class slot_table {
   const Slot& operator[](std::uint32_t slot) const { return slots_[slot]; }
   std::size_t size() const noexcept { return index_.size(); }
 
-  // Two stages of loading ahead of use: first the index line of `id`, then (once that has
-  // arrived) the slot it points to.
-  void prefetch_index(std::string_view id) const noexcept {
-    index_.prefetch(detail::flat_index::hash(id));
+  // Two stages of loading ahead of use: first the index line of an id (by its hash), then
+  // (once that has arrived) the first `bytes` bytes of the slot it points to (all of it
+  // when `bytes` is 0; fields are in order of use). Few lines: the core tracks only so
+  // many misses at once.
+  void prefetch_index(std::uint64_t id_hash) const noexcept { index_.prefetch(id_hash); }
+  void prefetch_slot(std::uint64_t id_hash, std::size_t bytes) const noexcept {
+    if (const auto slot = index_.likely_slot(id_hash)) prefetch_at(*slot, 0, bytes);
   }
-  // Loads the lines of the slot's first `bytes` bytes (its fields are in order of use),
-  // or of all of it when `bytes` is 0. Few: the core tracks only so many misses at once.
-  void prefetch_slot(std::string_view id, std::size_t bytes) const noexcept {
-    const auto slot = index_.likely_slot(detail::flat_index::hash(id));
-    if (!slot || *slot >= slots_.size()) return;
-    const auto* start = reinterpret_cast<const char*>(&slots_[*slot]);
-    const std::size_t span = bytes == 0 ? sizeof(Slot) : std::min(bytes, sizeof(Slot));
-    for (std::size_t at = 0; at < span; at += cache_line) detail::prefetch_line(start + at);
+  // Loads the lines of bytes [from, from + bytes) of a slot (all of it from `from` when
+  // `bytes` is 0).
+  void prefetch_at(std::uint32_t slot, std::size_t from, std::size_t bytes) const noexcept {
+    if (slot >= slots_.size() || from >= sizeof(Slot)) return;
+    const auto* start = reinterpret_cast<const char*>(&slots_[slot]);
+    const std::size_t end = bytes == 0 ? sizeof(Slot) : std::min(from + bytes, sizeof(Slot));
+    for (std::size_t at = from & ~(cache_line - 1); at < end; at += cache_line) detail::prefetch_line(start + at);
   }
+  // While one event is applied: the hash of one of its ids, computed when the batch loaded
+  // the event ahead. A lookup of that very string (the same storage) reuses it.
+  void set_hint(std::string_view id, std::uint64_t id_hash) noexcept {
+    hint_ = id;
+    hint_hash_ = id_hash;
+  }
+  void clear_hint() noexcept { hint_ = {}; }
+
   template <class Visit>
   void for_each(Visit&& visit) const {
     for (const auto& slot : slots_) {
@@ -110,9 +121,16 @@ class slot_table {
     return [this](std::uint32_t slot) -> std::string_view { return slots_[slot].key(); };
   }
 
+  std::uint64_t hash_of(std::string_view id) const noexcept {
+    const bool hinted = hint_.data() != nullptr && id.data() == hint_.data() && id.size() == hint_.size();
+    return hinted ? hint_hash_ : detail::flat_index::hash(id);
+  }
+
   std::vector<Slot, detail::big_table_allocator<Slot>> slots_;
   std::vector<std::uint32_t> free_;
   detail::flat_index index_;
+  std::string_view hint_;
+  std::uint64_t hint_hash_ = 0;
 };
 
 enum class timer_kind : std::uint8_t {
@@ -209,6 +227,9 @@ struct alignas(cache_line) task_slot {
 constexpr std::size_t node_hot_bytes = offsetof(node_slot, record) + offsetof(node_record, retired_incarnations);
 constexpr std::size_t agent_hot_bytes = offsetof(agent_slot, record) + offsetof(agent_record, node);
 constexpr std::size_t task_hot_bytes = offsetof(task_slot, record) + offsetof(task_record, retry_due_ms);
+/// The probe fields of an agent (a probe timer checks them).
+constexpr std::size_t agent_probe_offset = offsetof(agent_slot, probe_command);
+constexpr std::size_t agent_probe_bytes = offsetof(agent_slot, probe_generation) + sizeof(std::uint64_t) - agent_probe_offset;
 #pragma GCC diagnostic pop
 
 struct episode_slot {
@@ -310,6 +331,7 @@ struct engine::impl {
   std::unordered_map<std::string, std::vector<std::uint32_t>, string_hash, std::equal_to<>> pools;
   std::unordered_map<std::string, std::size_t, string_hash, std::equal_to<>> pool_cursor;
   detail::timer_queue<timer> timers;
+  std::vector<timer> due_round;  // on_tick's current round (kept for its capacity)
   std::deque<std::pair<std::uint32_t, std::uint64_t>> recovery_queue;  // (agent slot, generation)
   bool recovery_timer_armed = false;
   double recovery_tokens;
@@ -413,10 +435,9 @@ struct engine::impl {
       return;
     }
     node.ack_index = static_cast<std::uint32_t>(acks.size());
-    auto& ack = acks.emplace_back();
-    ack.node = node.record.node;
-    ack.ts_ms = now;
-    ack.body.emplace<commands::ack>(body);
+    // Built in place with its body: a default command would first build (and then destroy)
+    // the body's first alternative, a task.retry with its strings and checkpoint.
+    acks.emplace_back(protocol_version, std::uint64_t{0}, node.record.node, now, std::string(), body);
   }
 
 
@@ -1436,28 +1457,56 @@ struct engine::impl {
 
   // ---- dispatch ---------------------------------------------------------------------------
 
-  // Loads ahead what applying `message` will touch: stage 0 the index lines of its node,
-  // agent and task, stage 1 their slots. Only a hint; nothing changes.
-  void prefetch(const event& message, int stage) const {
-    const auto ids = [&](auto&& load_node, auto&& load_agent, auto&& load_task) {
-      load_node(message.header.node);
-      std::visit(
-          [&](const auto& body) {
-            if constexpr (requires { body.agent; }) load_agent(body.agent);
-            if constexpr (requires { body.task; }) load_task(body.task);
-          },
-          message.body);
-    };
-    if (stage == 0) {
-      ids([&](const std::string& id) { nodes.prefetch_index(id); },
-          [&](const std::string& id) { agents.prefetch_index(id); },
-          [&](const std::string& id) { tasks.prefetch_index(id); });
-    } else {
-      const bool heartbeat = std::holds_alternative<events::heartbeat>(message.body);
-      ids([&](const std::string& id) { nodes.prefetch_slot(id, heartbeat ? 0 : node_hot_bytes); },
-          [&](const std::string& id) { agents.prefetch_slot(id, agent_hot_bytes); },
-          [&](const std::string& id) { tasks.prefetch_slot(id, task_hot_bytes); });
-    }
+  // The ids of an event in the batch pipeline and their hashes, found with one visit of
+  // the event and kept until it is applied (views into the event, which the batch holds).
+  struct event_ids {
+    std::string_view node, agent, task;
+    std::uint64_t node_hash = 0, agent_hash = 0, task_hash = 0;
+    bool heartbeat = false;
+  };
+
+  // Stage 0 of loading ahead: finds the event's ids, hashes them and starts loading their
+  // index lines.
+  void load_index_lines(const event& message, event_ids& ids) const {
+    ids = event_ids{};
+    ids.node = message.header.node;
+    ids.node_hash = detail::flat_index::hash(ids.node);
+    nodes.prefetch_index(ids.node_hash);
+    std::visit(
+        [&](const auto& body) {
+          using kind = std::decay_t<decltype(body)>;
+          ids.heartbeat = std::is_same_v<kind, events::heartbeat>;
+          if constexpr (requires { body.agent; }) {
+            ids.agent = body.agent;
+            ids.agent_hash = detail::flat_index::hash(ids.agent);
+            agents.prefetch_index(ids.agent_hash);
+          }
+          if constexpr (requires { body.task; }) {
+            ids.task = body.task;
+            ids.task_hash = detail::flat_index::hash(ids.task);
+            tasks.prefetch_index(ids.task_hash);
+          }
+        },
+        message.body);
+  }
+
+  // Stage 1, once the index lines have arrived: starts loading the slots they point to
+  // (a heartbeat reads all of its node's slot, the detector included).
+  void load_slots(const event_ids& ids) const {
+    nodes.prefetch_slot(ids.node_hash, ids.heartbeat ? 0 : node_hot_bytes);
+    if (ids.agent.data() != nullptr) agents.prefetch_slot(ids.agent_hash, agent_hot_bytes);
+    if (ids.task.data() != nullptr) tasks.prefetch_slot(ids.task_hash, task_hot_bytes);
+  }
+
+  // Applies an event whose ids were hashed when it was loaded ahead.
+  void on_event(const event& message, const event_ids& ids) {
+    nodes.set_hint(ids.node, ids.node_hash);
+    agents.set_hint(ids.agent, ids.agent_hash);
+    tasks.set_hint(ids.task, ids.task_hash);
+    on_event(message);
+    nodes.clear_hint();
+    agents.clear_hint();
+    tasks.clear_hint();
   }
 
   void on_event(const event& message) {
@@ -1557,11 +1606,42 @@ struct engine::impl {
         message.body);
   }
 
+  // Fires the due timers in rounds: a round takes up to `due_round_max` of them off the
+  // queue, loads the slots they will check, then fires them in order. Timers a firing
+  // schedules are due at `now` or later, so they come after every timer of the round (or
+  // tie with it) and the order is the queue's. In a large fleet each timer's slot is a
+  // cache miss; a round overlaps them.
   void on_tick() {
+    const bool load_ahead = agents.size() >= prefetch_agents_min;
     while (!timers.empty() && timers.top().due <= now) {
-      const auto due = timers.top();
-      timers.pop();
-      fire(due);
+      due_round.clear();
+      while (!timers.empty() && timers.top().due <= now && due_round.size() < due_round_max) {
+        due_round.push_back(timers.top());
+        timers.pop();
+      }
+      if (load_ahead) {
+        for (const auto& due : due_round) prefetch(due);
+      }
+      for (const auto& due : due_round) fire(due);
+    }
+  }
+
+  // Loads the lines fire() reads to check a timer (and most of what its handler reads).
+  void prefetch(const timer& due) const {
+    const auto slot = static_cast<std::uint32_t>(due.key);
+    switch (due.kind) {
+      case timer_kind::node_check: nodes.prefetch_at(slot, 0, node_hot_bytes); return;
+      case timer_kind::agent_stale:
+      case timer_kind::recovery_ready:
+      case timer_kind::recovery_timeout: agents.prefetch_at(slot, 0, agent_hot_bytes); return;
+      case timer_kind::agent_probe:
+      case timer_kind::probe_timeout:
+        agents.prefetch_at(slot, 0, agent_hot_bytes);
+        agents.prefetch_at(slot, agent_probe_offset, agent_probe_bytes);
+        return;
+      case timer_kind::task_retry:
+      case timer_kind::task_timeout: tasks.prefetch_at(slot, 0, task_hot_bytes); return;
+      default: return;
     }
   }
 
@@ -1722,21 +1802,31 @@ void engine::on_events(std::span<const event> batch, time_ms now, effects& out) 
   impl_->out = &out;
   // A pipeline over the batch: while one event is applied, the index lines of an event
   // further on and the slots of the one between are already on their way from memory.
-  // In a large fleet each event's records are cache misses; this overlaps them.
-  // A small fleet's records stay in cache, and loading ahead would only cost time.
-  const bool load_ahead = impl_->agents.size() >= prefetch_agents_min;
-  constexpr std::size_t slot_distance = prefetch_distance / 2;
-  for (std::size_t at = 0; load_ahead && at < std::min(prefetch_distance, batch.size()); ++at) {
-    impl_->prefetch(batch[at], 0);
-  }
-  for (std::size_t at = 0; at < batch.size(); ++at) {
-    if (load_ahead) {
-      if (at + prefetch_distance < batch.size()) impl_->prefetch(batch[at + prefetch_distance], 0);
-      if (at + slot_distance < batch.size()) impl_->prefetch(batch[at + slot_distance], 1);
+  // In a large fleet each event's records are cache misses; this overlaps them. A small
+  // fleet's records stay in cache, and loading ahead would only cost time.
+  if (impl_->agents.size() < prefetch_agents_min) {
+    for (const auto& message : batch) {
+      impl_->on_event(message);
+      impl_->on_tick();
     }
-    impl_->on_event(batch[at]);
+    impl_->out = nullptr;
+    return;
+  }
+  constexpr std::size_t slot_distance = prefetch_distance / 2;
+  constexpr std::size_t ring_size = 8;  // a power of two above prefetch_distance
+  static_assert(ring_size > prefetch_distance && (ring_size & (ring_size - 1)) == 0);
+  std::array<impl::event_ids, ring_size> ring;
+  const auto loaded = [&](std::size_t at) -> impl::event_ids& { return ring[at & (ring_size - 1)]; };
+  const std::size_t count = batch.size();
+  for (std::size_t at = 0; at < std::min(prefetch_distance, count); ++at) impl_->load_index_lines(batch[at], loaded(at));
+  for (std::size_t at = 0; at < std::min(slot_distance, count); ++at) impl_->load_slots(loaded(at));
+  for (std::size_t at = 0; at < count; ++at) {
+    if (at + prefetch_distance < count) impl_->load_index_lines(batch[at + prefetch_distance], loaded(at + prefetch_distance));
+    if (at + slot_distance < count) impl_->load_slots(loaded(at + slot_distance));
+    impl_->on_event(batch[at], loaded(at));
     impl_->on_tick();
   }
+  impl_->counters.events_loaded_ahead += count;
   impl_->out = nullptr;
 }
 

@@ -60,6 +60,7 @@ struct engine_stats {
   std::uint64_t commands_dropped = 0;
   std::uint64_t limit_rejections = 0;
   std::uint64_t timers_fired = 0;
+  std::uint64_t events_loaded_ahead = 0;  ///< applied by on_events with their records loaded ahead
 };
 
 /// Everything the store holds, for a restart.
