@@ -1,11 +1,14 @@
 #include "rrh/engine/detector.hpp"
 
+#include <cstddef>
+
 #include <algorithm>
 #include <cmath>
 
 namespace rrh::engine {
 
 void phi_detector::add_interval(double interval_ms) {
+  static_assert(offsetof(phi_detector, intervals_) == summary_bytes, "summary_bytes: the scalars ahead of the window");
   if (count_ == window_size) {
     const double oldest = intervals_[next_];
     sum_ -= oldest;

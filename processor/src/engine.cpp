@@ -95,11 +95,15 @@ class slot_table {
   }
   // Loads the lines of bytes [from, from + bytes) of a slot (all of it from `from` when
   // `bytes` is 0).
+  // (A prefetch never faults: a slot index from a stale or colliding index entry costs a
+  // useless load at worst, so there is no bounds check on this path. The address is
+  // computed as an integer, not by indexing the vector.)
   void prefetch_at(std::uint32_t slot, std::size_t from, std::size_t bytes) const noexcept {
-    if (slot >= slots_.size() || from >= sizeof(Slot)) return;
-    const auto* start = reinterpret_cast<const char*>(&slots_[slot]);
+    const auto start = reinterpret_cast<std::uintptr_t>(slots_.data()) + std::uintptr_t{slot} * sizeof(Slot);
     const std::size_t end = bytes == 0 ? sizeof(Slot) : std::min(from + bytes, sizeof(Slot));
-    for (std::size_t at = from & ~(cache_line - 1); at < end; at += cache_line) detail::prefetch_line(start + at);
+    for (std::size_t at = from & ~(cache_line - 1); at < end; at += cache_line) {
+      detail::prefetch_line(reinterpret_cast<const void*>(start + at));
+    }
   }
   // While one event is applied: the hash of one of its ids, computed when the batch loaded
   // the event ahead. A lookup of that very string (the same storage) reuses it.
@@ -227,6 +231,9 @@ struct alignas(cache_line) task_slot {
 constexpr std::size_t node_hot_bytes = offsetof(node_slot, record) + offsetof(node_record, retired_incarnations);
 constexpr std::size_t agent_hot_bytes = offsetof(agent_slot, record) + offsetof(agent_record, node);
 constexpr std::size_t task_hot_bytes = offsetof(task_slot, record) + offsetof(task_record, retry_due_ms);
+/// A heartbeat reads its node's record and the detector's sums, and writes one entry of
+/// the detector's window (a store, which does not wait for its line).
+constexpr std::size_t node_heartbeat_bytes = offsetof(node_slot, detector) + phi_detector::summary_bytes;
 /// The probe fields of an agent (a probe timer checks them).
 constexpr std::size_t agent_probe_offset = offsetof(agent_slot, probe_command);
 constexpr std::size_t agent_probe_bytes = offsetof(agent_slot, probe_generation) + sizeof(std::uint64_t) - agent_probe_offset;
@@ -1463,6 +1470,7 @@ struct engine::impl {
     std::string_view node, agent, task;
     std::uint64_t node_hash = 0, agent_hash = 0, task_hash = 0;
     bool heartbeat = false;
+    bool new_task = false;  // task.started: its task has no slot yet (usually), only a home
   };
 
   // Stage 0 of loading ahead: finds the event's ids, hashes them and starts loading their
@@ -1476,6 +1484,7 @@ struct engine::impl {
         [&](const auto& body) {
           using kind = std::decay_t<decltype(body)>;
           ids.heartbeat = std::is_same_v<kind, events::heartbeat>;
+          ids.new_task = std::is_same_v<kind, events::task_started>;
           if constexpr (requires { body.agent; }) {
             ids.agent = body.agent;
             ids.agent_hash = detail::flat_index::hash(ids.agent);
@@ -1493,9 +1502,9 @@ struct engine::impl {
   // Stage 1, once the index lines have arrived: starts loading the slots they point to
   // (a heartbeat reads all of its node's slot, the detector included).
   void load_slots(const event_ids& ids) const {
-    nodes.prefetch_slot(ids.node_hash, ids.heartbeat ? 0 : node_hot_bytes);
+    nodes.prefetch_slot(ids.node_hash, ids.heartbeat ? node_heartbeat_bytes : node_hot_bytes);
     if (ids.agent.data() != nullptr) agents.prefetch_slot(ids.agent_hash, agent_hot_bytes);
-    if (ids.task.data() != nullptr) tasks.prefetch_slot(ids.task_hash, task_hot_bytes);
+    if (ids.task.data() != nullptr && !ids.new_task) tasks.prefetch_slot(ids.task_hash, task_hot_bytes);
   }
 
   // Applies an event whose ids were hashed when it was loaded ahead.
@@ -1619,11 +1628,28 @@ struct engine::impl {
         due_round.push_back(timers.top());
         timers.pop();
       }
-      if (load_ahead) {
-        for (const auto& due : due_round) prefetch(due);
+      if (!load_ahead) {
+        for (const auto& due : due_round) fire(due);
+        continue;
       }
-      for (const auto& due : due_round) fire(due);
+      // Two stages, as for a batch of events: the timers' slots, then (once a task's slot
+      // has arrived) the agent a retry goes to.
+      constexpr std::size_t owner_distance = 2;
+      const std::size_t count = due_round.size();
+      for (const auto& due : due_round) prefetch(due);
+      for (std::size_t at = 0; at < std::min(owner_distance, count); ++at) prefetch_owner(due_round[at]);
+      for (std::size_t at = 0; at < count; ++at) {
+        if (at + owner_distance < count) prefetch_owner(due_round[at + owner_distance]);
+        fire(due_round[at]);
+      }
     }
+  }
+
+  // The agent a due retry's task last ran on: the retry goes to it when it is alive.
+  void prefetch_owner(const timer& due) const {
+    if (due.kind != timer_kind::task_retry) return;
+    const auto& task = tasks[static_cast<std::uint32_t>(due.key)];
+    if (task.owner != no_slot) agents.prefetch_at(task.owner, 0, agent_hot_bytes);
   }
 
   // Loads the lines fire() reads to check a timer (and most of what its handler reads).

@@ -13,6 +13,8 @@ class phi_detector {
  public:
   /// Heartbeat intervals remembered for the statistics.
   static constexpr std::size_t window_size = 100;
+  /// Bytes of the scalars ahead of the window: what a heartbeat reads besides one entry.
+  static constexpr std::size_t summary_bytes = 5 * sizeof(std::uint64_t);
 
   /// A heartbeat arrived at `now`; `declared_interval_ms` seeds the statistics on the first.
   void heartbeat(time_ms now, std::uint64_t declared_interval_ms);
