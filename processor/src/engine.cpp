@@ -1480,23 +1480,29 @@ struct engine::impl {
     ids.node = message.header.node;
     ids.node_hash = detail::flat_index::hash(ids.node);
     nodes.prefetch_index(ids.node_hash);
-    std::visit(
-        [&](const auto& body) {
-          using kind = std::decay_t<decltype(body)>;
-          ids.heartbeat = std::is_same_v<kind, events::heartbeat>;
-          ids.new_task = std::is_same_v<kind, events::task_started>;
-          if constexpr (requires { body.agent; }) {
-            ids.agent = body.agent;
-            ids.agent_hash = detail::flat_index::hash(ids.agent);
-            agents.prefetch_index(ids.agent_hash);
-          }
-          if constexpr (requires { body.task; }) {
-            ids.task = body.task;
-            ids.task_hash = detail::flat_index::hash(ids.task);
-            tasks.prefetch_index(ids.task_hash);
-          }
-        },
-        message.body);
+    const auto take = [&](const auto& body) {
+      using kind = std::decay_t<decltype(body)>;
+      ids.heartbeat = std::is_same_v<kind, events::heartbeat>;
+      ids.new_task = std::is_same_v<kind, events::task_started>;
+      if constexpr (requires { body.agent; }) {
+        ids.agent = body.agent;
+        ids.agent_hash = detail::flat_index::hash(ids.agent);
+        agents.prefetch_index(ids.agent_hash);
+      }
+      if constexpr (requires { body.task; }) {
+        ids.task = body.task;
+        ids.task_hash = detail::flat_index::hash(ids.task);
+        tasks.prefetch_index(ids.task_hash);
+      }
+    };
+    // The common kinds first, inline; std::visit (a call through a table) for the rest.
+    const auto& body = message.body;
+    if (const auto* started = std::get_if<events::task_started>(&body)) return take(*started);
+    if (const auto* succeeded = std::get_if<events::task_succeeded>(&body)) return take(*succeeded);
+    if (const auto* failed = std::get_if<events::task_failed>(&body)) return take(*failed);
+    if (const auto* beat = std::get_if<events::heartbeat>(&body)) return take(*beat);
+    if (const auto* ack = std::get_if<events::command_ack>(&body)) return take(*ack);
+    std::visit(take, body);
   }
 
   // Stage 1, once the index lines have arrived: starts loading the slots they point to
