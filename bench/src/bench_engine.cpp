@@ -262,7 +262,7 @@ int main(int argc, char** argv) {
   std::uint64_t seed = 1;
   std::size_t batch = 64;
   std::uint64_t probe_interval_s = 0;
-  std::size_t repeat = 3;
+  std::size_t repeat = 5;
   app.add_flag("--quick", quick, "smaller run: fleets of 1k and 10k agents, 100k events, once");
   app.add_flag("--json", json, "one JSON object per fleet size");
   app.add_option("--events", events, "events fed per fleet")->check(CLI::Range(1000, 100'000'000));

@@ -31,7 +31,7 @@ constexpr std::uint32_t no_slot = std::numeric_limits<std::uint32_t>::max();
 constexpr std::size_t cache_line = 64;
 
 /// How many events ahead of the one applied a batch starts loading their records.
-constexpr std::size_t prefetch_distance = 4;
+constexpr std::size_t prefetch_distance = 6;
 
 /// Fleets from this many agents on load records ahead in a batch: below it the records
 /// fit in the caches and loading ahead is only overhead.
