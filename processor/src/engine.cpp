@@ -1471,28 +1471,36 @@ struct engine::impl {
     std::uint64_t node_hash = 0, agent_hash = 0, task_hash = 0;
     bool heartbeat = false;
     bool new_task = false;  // task.started: its task has no slot yet (usually), only a home
+    // The event before names the same node, agent or task (by hash: a collision only
+    // skips a prefetch): its loads already bring those lines.
+    bool same_node = false, same_agent = false, same_task = false;
   };
 
   // Stage 0 of loading ahead: finds the event's ids, hashes them and starts loading their
-  // index lines.
-  void load_index_lines(const event& message, event_ids& ids) const {
+  // index lines, unless the event before (`previous`, when there is one) names the same
+  // record — a node's events and a task's start and outcome often come in runs.
+  void load_index_lines(const event& message, event_ids& ids, const event_ids* previous) const {
     ids = event_ids{};
     ids.node = message.header.node;
     ids.node_hash = detail::flat_index::hash(ids.node);
-    nodes.prefetch_index(ids.node_hash);
     const auto take = [&](const auto& body) {
       using kind = std::decay_t<decltype(body)>;
       ids.heartbeat = std::is_same_v<kind, events::heartbeat>;
       ids.new_task = std::is_same_v<kind, events::task_started>;
+      // A heartbeat reads more of its node's slot than other events: loaded on its own.
+      ids.same_node = previous != nullptr && previous->node_hash == ids.node_hash && !ids.heartbeat;
+      if (!ids.same_node) nodes.prefetch_index(ids.node_hash);
       if constexpr (requires { body.agent; }) {
         ids.agent = body.agent;
         ids.agent_hash = detail::flat_index::hash(ids.agent);
-        agents.prefetch_index(ids.agent_hash);
+        ids.same_agent = previous != nullptr && previous->agent.data() != nullptr && previous->agent_hash == ids.agent_hash;
+        if (!ids.same_agent) agents.prefetch_index(ids.agent_hash);
       }
       if constexpr (requires { body.task; }) {
         ids.task = body.task;
         ids.task_hash = detail::flat_index::hash(ids.task);
-        tasks.prefetch_index(ids.task_hash);
+        ids.same_task = previous != nullptr && previous->task.data() != nullptr && previous->task_hash == ids.task_hash;
+        if (!ids.same_task) tasks.prefetch_index(ids.task_hash);
       }
     };
     // The common kinds first, inline; std::visit (a call through a table) for the rest.
@@ -1508,9 +1516,11 @@ struct engine::impl {
   // Stage 1, once the index lines have arrived: starts loading the slots they point to
   // (a heartbeat reads all of its node's slot, the detector included).
   void load_slots(const event_ids& ids) const {
-    nodes.prefetch_slot(ids.node_hash, ids.heartbeat ? node_heartbeat_bytes : node_hot_bytes);
-    if (ids.agent.data() != nullptr) agents.prefetch_slot(ids.agent_hash, agent_hot_bytes);
-    if (ids.task.data() != nullptr && !ids.new_task) tasks.prefetch_slot(ids.task_hash, task_hot_bytes);
+    if (!ids.same_node) nodes.prefetch_slot(ids.node_hash, ids.heartbeat ? node_heartbeat_bytes : node_hot_bytes);
+    if (ids.agent.data() != nullptr && !ids.same_agent) agents.prefetch_slot(ids.agent_hash, agent_hot_bytes);
+    if (ids.task.data() != nullptr && !ids.new_task && !ids.same_task) {
+      tasks.prefetch_slot(ids.task_hash, task_hot_bytes);
+    }
   }
 
   // Applies an event whose ids were hashed when it was loaded ahead.
@@ -1850,10 +1860,15 @@ void engine::on_events(std::span<const event> batch, time_ms now, effects& out) 
   std::array<impl::event_ids, ring_size> ring;
   const auto loaded = [&](std::size_t at) -> impl::event_ids& { return ring[at & (ring_size - 1)]; };
   const std::size_t count = batch.size();
-  for (std::size_t at = 0; at < std::min(prefetch_distance, count); ++at) impl_->load_index_lines(batch[at], loaded(at));
+  const auto before = [&](std::size_t at) -> const impl::event_ids* { return at == 0 ? nullptr : &loaded(at - 1); };
+  for (std::size_t at = 0; at < std::min(prefetch_distance, count); ++at) {
+    impl_->load_index_lines(batch[at], loaded(at), before(at));
+  }
   for (std::size_t at = 0; at < std::min(slot_distance, count); ++at) impl_->load_slots(loaded(at));
   for (std::size_t at = 0; at < count; ++at) {
-    if (at + prefetch_distance < count) impl_->load_index_lines(batch[at + prefetch_distance], loaded(at + prefetch_distance));
+    if (at + prefetch_distance < count) {
+      impl_->load_index_lines(batch[at + prefetch_distance], loaded(at + prefetch_distance), before(at + prefetch_distance));
+    }
     if (at + slot_distance < count) impl_->load_slots(loaded(at + slot_distance));
     impl_->on_event(batch[at], loaded(at));
     impl_->on_tick();
