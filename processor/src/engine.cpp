@@ -162,21 +162,22 @@ struct timer {
 struct alignas(cache_line) node_slot {
   std::string& key() { return record.node; }
   const std::string& key() const { return record.node; }
-  // Members in order of use: what every event of the node reads comes first (up to the
-  // record's applied_seq: `node_hot_bytes`), the detector's window (heartbeats only) last.
-  std::uint64_t generation = 0;
+  // Members in order of use: what every event of the node reads fits its first cache line
+  // (up to the record's applied_seq: `node_hot_bytes`); the detector's window (heartbeats
+  // only) comes last.
   std::uint32_t ack_index = no_slot;   // where this node's ack sits in the current effects
   std::uint32_t mark_index = no_slot;  // where its key sits in the effects' nodes_changed
-  /// Hosted agents a heartbeat may change (not healthy, or stale): while 0, a heartbeat
-  /// without stale entries needs no per-agent work, so a healthy fleet's heartbeats cost
-  /// the same at a thousand agents as at a million.
-  std::uint32_t attention = 0;
   bool live = false;
   bool detecting = false;  // the detector runs (from the node's first event or a restore)
   bool suspect = false;
   bool dead = false;
-  time_ms dead_since_ms = 0;  // when `dead` was last set
   node_record record;
+  std::uint64_t generation = 0;
+  /// Hosted agents a heartbeat may change (not healthy, or stale): while 0, a heartbeat
+  /// without stale entries needs no per-agent work, so a healthy fleet's heartbeats cost
+  /// the same at a thousand agents as at a million.
+  std::uint32_t attention = 0;
+  time_ms dead_since_ms = 0;  // when `dead` was last set
   std::vector<std::uint32_t> agents;
   phi_detector detector;
 };
@@ -229,6 +230,8 @@ struct alignas(cache_line) task_slot {
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Winvalid-offsetof"
 constexpr std::size_t node_hot_bytes = offsetof(node_slot, record) + offsetof(node_record, retired_incarnations);
+static_assert(node_hot_bytes <= cache_line, "an event of a node reads one line of its slot");
+constexpr std::size_t node_generation_offset = offsetof(node_slot, generation);
 constexpr std::size_t agent_hot_bytes = offsetof(agent_slot, record) + offsetof(agent_record, node);
 constexpr std::size_t task_hot_bytes = offsetof(task_slot, record) + offsetof(task_record, retry_due_ms);
 /// A heartbeat reads its node's record and the detector's sums, and writes one entry of
@@ -1672,7 +1675,10 @@ struct engine::impl {
   void prefetch(const timer& due) const {
     const auto slot = static_cast<std::uint32_t>(due.key);
     switch (due.kind) {
-      case timer_kind::node_check: nodes.prefetch_at(slot, 0, node_hot_bytes); return;
+      case timer_kind::node_check:
+        nodes.prefetch_at(slot, 0, node_hot_bytes);
+        nodes.prefetch_at(slot, node_generation_offset, sizeof(std::uint64_t));
+        return;
       case timer_kind::agent_stale:
       case timer_kind::recovery_ready:
       case timer_kind::recovery_timeout: agents.prefetch_at(slot, 0, agent_hot_bytes); return;
