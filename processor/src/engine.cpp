@@ -410,15 +410,18 @@ struct engine::impl {
     message.episode = episode;
     message.body = std::move(body);
     out->meta_changed = true;
-    out->commands.push_back(message);
     ++counters.commands_issued;
+    const auto id = message.id;
     if (tracked) {
       const auto first_resend = now + base->command_retransmit_initial_ms;
-      pending.emplace(message.id, pending_command{message, first_resend, 1});
-      schedule(first_resend, timer_kind::command_resend, message.id, 1);
-      out->commands_changed.push_back(message.id);
+      out->commands.push_back(message);
+      pending.emplace(id, pending_command{std::move(message), first_resend, 1});
+      schedule(first_resend, timer_kind::command_resend, id, 1);
+      out->commands_changed.push_back(id);
+    } else {
+      out->commands.push_back(std::move(message));  // a probe: sent once, not kept
     }
-    return message.id;
+    return id;
   }
 
   void cancel_command(std::uint64_t id) {
