@@ -1654,24 +1654,38 @@ struct engine::impl {
         for (const auto& due : due_round) fire(due);
         continue;
       }
-      // Two stages, as for a batch of events: the timers' slots, then (once a task's slot
-      // has arrived) the agent a retry goes to.
-      constexpr std::size_t owner_distance = 2;
+      // Stages, as for a batch of events: the timers' slots; two timers ahead, what
+      // those slots point to (a retry's agent, a probed agent's node); one ahead, the
+      // node of a retry's agent.
       const std::size_t count = due_round.size();
       for (const auto& due : due_round) prefetch(due);
-      for (std::size_t at = 0; at < std::min(owner_distance, count); ++at) prefetch_owner(due_round[at]);
+      for (std::size_t at = 0; at < std::min<std::size_t>(2, count); ++at) prefetch_referred(due_round[at]);
+      if (count > 0) prefetch_retry_node(due_round[0]);
       for (std::size_t at = 0; at < count; ++at) {
-        if (at + owner_distance < count) prefetch_owner(due_round[at + owner_distance]);
+        if (at + 2 < count) prefetch_referred(due_round[at + 2]);
+        if (at + 1 < count) prefetch_retry_node(due_round[at + 1]);
         fire(due_round[at]);
       }
     }
   }
 
-  // The agent a due retry's task last ran on: the retry goes to it when it is alive.
-  void prefetch_owner(const timer& due) const {
+  // Once a timer's slot has arrived: the agent a due retry's task last ran on (the retry
+  // goes to it when it is alive), or the node of an agent due for a probe.
+  void prefetch_referred(const timer& due) const {
+    const auto slot = static_cast<std::uint32_t>(due.key);
+    if (due.kind == timer_kind::task_retry) {
+      const auto owner = tasks[slot].owner;
+      if (owner != no_slot) agents.prefetch_at(owner, 0, agent_hot_bytes);
+    } else if (due.kind == timer_kind::agent_probe) {
+      nodes.prefetch_at(agents[slot].node, 0, node_hot_bytes);
+    }
+  }
+
+  // Once a retry's agent has arrived: its node, where the retry is sent.
+  void prefetch_retry_node(const timer& due) const {
     if (due.kind != timer_kind::task_retry) return;
-    const auto& task = tasks[static_cast<std::uint32_t>(due.key)];
-    if (task.owner != no_slot) agents.prefetch_at(task.owner, 0, agent_hot_bytes);
+    const auto owner = tasks[static_cast<std::uint32_t>(due.key)].owner;
+    if (owner != no_slot) nodes.prefetch_at(agents[owner].node, 0, node_hot_bytes);
   }
 
   // Loads the lines fire() reads to check a timer (and most of what its handler reads).
