@@ -1529,15 +1529,25 @@ struct engine::impl {
     }
   }
 
-  // Applies an event whose ids were hashed when it was loaded ahead.
+  // Applies an event whose ids were hashed when it was loaded ahead. The hints point into
+  // the event: they end with its application, however that ends.
   void on_event(const event& message, const event_ids& ids) {
-    nodes.set_hint(ids.node, ids.node_hash);
-    agents.set_hint(ids.agent, ids.agent_hash);
-    tasks.set_hint(ids.task, ids.task_hash);
+    struct hints {
+      impl& self;
+      hints(impl& owner, const event_ids& ids) : self(owner) {
+        self.nodes.set_hint(ids.node, ids.node_hash);
+        self.agents.set_hint(ids.agent, ids.agent_hash);
+        self.tasks.set_hint(ids.task, ids.task_hash);
+      }
+      ~hints() {
+        self.nodes.clear_hint();
+        self.agents.clear_hint();
+        self.tasks.clear_hint();
+      }
+      hints(const hints&) = delete;
+      hints& operator=(const hints&) = delete;
+    } hinted(*this, ids);
     on_event(message);
-    nodes.clear_hint();
-    agents.clear_hint();
-    tasks.clear_hint();
   }
 
   void on_event(const event& message) {
@@ -1639,8 +1649,9 @@ struct engine::impl {
 
   // Fires the due timers in rounds: a round takes up to `due_round_max` of them off the
   // queue, loads the slots they will check, then fires them in order. Timers a firing
-  // schedules are due at `now` or later, so they come after every timer of the round (or
-  // tie with it) and the order is the queue's. In a large fleet each timer's slot is a
+  // schedules are due at `now` or later, and among equal due times the queue pops in push
+  // order, so every timer of the round comes before them either way: the order is the
+  // one popping and firing one at a time gives. In a large fleet each timer's slot is a
   // cache miss; a round overlaps them.
   void on_tick() {
     const bool load_ahead = agents.size() >= prefetch_agents_min;

@@ -4,7 +4,9 @@
 /// timers of the current bucket sit in the heap, so the heap stays small enough to live in
 /// cache and scheduling a far timer is an append. Invariant: every bucketed timer is later
 /// than every heap timer's bucket, and the heap is empty only when no bucket is left — so
-/// the heap's top is always the earliest timer.
+/// the heap's top is always the earliest timer. Timers due at the same time pop in the
+/// order they were pushed (a sequence number breaks ties), so the order of a run does not
+/// depend on how pushes and pops happened to interleave.
 #include <algorithm>
 #include <cstdint>
 #include <map>
@@ -22,11 +24,12 @@ class timer_queue {
   void push(const Timer& timer) {
     const auto bucket = bucket_of(timer.due);
     if (heap_.empty() && buckets_.empty()) current_ = bucket;
+    const entry pushed{timer, next_sequence_++};
     if (bucket <= current_) {
-      heap_.push_back(timer);
+      heap_.push_back(pushed);
       std::push_heap(heap_.begin(), heap_.end(), later);
     } else {
-      buckets_[bucket].push_back(timer);
+      buckets_[bucket].push_back(pushed);
     }
     ++size_;
   }
@@ -34,8 +37,8 @@ class timer_queue {
   bool empty() const noexcept { return size_ == 0; }
   std::size_t size() const noexcept { return size_; }
 
-  /// The earliest timer; the queue must not be empty.
-  const Timer& top() const { return heap_.front(); }
+  /// The earliest timer (the first pushed of the earliest); the queue must not be empty.
+  const Timer& top() const { return heap_.front().timer; }
 
   void pop() {
     std::pop_heap(heap_.begin(), heap_.end(), later);
@@ -46,11 +49,18 @@ class timer_queue {
 
   std::optional<std::uint64_t> next_due() const {
     if (heap_.empty()) return std::nullopt;
-    return heap_.front().due;
+    return heap_.front().timer.due;
   }
 
  private:
-  static bool later(const Timer& left, const Timer& right) { return left.due > right.due; }
+  struct entry {
+    Timer timer;
+    std::uint64_t sequence;  // push order, the tie-break among equal due times
+  };
+  static bool later(const entry& left, const entry& right) {
+    if (left.timer.due != right.timer.due) return left.timer.due > right.timer.due;
+    return left.sequence > right.sequence;
+  }
   static std::uint64_t bucket_of(std::uint64_t due) { return due / bucket_width_ms; }
 
   // Moves the earliest bucket into the (empty) heap.
@@ -62,10 +72,11 @@ class timer_queue {
     std::make_heap(heap_.begin(), heap_.end(), later);
   }
 
-  std::vector<Timer> heap_;
-  std::map<std::uint64_t, std::vector<Timer>> buckets_;
+  std::vector<entry> heap_;
+  std::map<std::uint64_t, std::vector<entry>> buckets_;
   std::uint64_t current_ = 0;
   std::size_t size_ = 0;
+  std::uint64_t next_sequence_ = 0;
 };
 
 }  // namespace rrh::engine::detail

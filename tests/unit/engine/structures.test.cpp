@@ -134,7 +134,7 @@ struct test_timer {
 };
 }  // namespace
 
-TEST_CASE("timer_queue pops in due order across buckets", "[engine][structures]") {
+TEST_CASE("timer_queue pops in due order across buckets, equal due times in push order", "[engine][structures]") {
   detail::timer_queue<test_timer> queue;
   std::multiset<std::pair<time_ms, std::uint64_t>> reference;
   std::mt19937_64 random(GENERATE(11u, 12u));
@@ -152,12 +152,12 @@ TEST_CASE("timer_queue pops in due order across buckets", "[engine][structures]"
     } else {
       now += delay(random) / 50;
       while (!queue.empty() && queue.top().due <= now) {
+        // Keys grow with every push: the reference's order, (due, key), is the due order
+        // with ties in push order.
         const auto earliest = reference.begin();
         REQUIRE(queue.top().due == earliest->first);
-        // Equal due times may come in any order: remove that timer from the reference.
-        const auto match = reference.find({queue.top().due, queue.top().key});
-        REQUIRE(match != reference.end());
-        reference.erase(match);
+        REQUIRE(queue.top().key == earliest->second);
+        reference.erase(earliest);
         queue.pop();
       }
       REQUIRE((reference.empty() || reference.begin()->first > now));
@@ -269,7 +269,6 @@ TEST_CASE("a batch of events has the same effects as the events one by one", "[e
     }
   }
   REQUIRE(single.stats().events_applied == batched.stats().events_applied);
-  REQUIRE(single.stats().events_loaded_ahead == 0);
   REQUIRE((batched.stats().events_loaded_ahead > 0) == large);
   REQUIRE(single.stats().commands_issued == batched.stats().commands_issued);
   REQUIRE(single.stats().commands_issued > 0);
