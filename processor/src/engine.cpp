@@ -33,8 +33,8 @@ constexpr std::size_t cache_line = 64;
 /// How many events ahead of the one applied a batch starts loading their records.
 constexpr std::size_t prefetch_distance = 6;
 
-/// Fleets from this many agents on load records ahead in a batch: below it the records
-/// fit in the caches and loading ahead is only overhead.
+/// Fleets from this many agents on load records ahead (a batch's events, a round of due
+/// timers): below it the records fit in the caches and loading ahead is only overhead.
 constexpr std::size_t prefetch_agents_min = 16'384;
 
 /// Due timers fired per round of on_tick (their slots are loaded together).
@@ -168,7 +168,10 @@ struct alignas(cache_line) node_slot {
   std::uint32_t ack_index = no_slot;   // where this node's ack sits in the current effects
   std::uint32_t mark_index = no_slot;  // where its key sits in the effects' nodes_changed
   bool live = false;
-  bool detecting = false;  // the detector runs (from the node's first event or a restore)
+  // detector.started(), kept here because every event of the node asks and the detector
+  // lies lines away: true from start_detection on (a reset of the detector is always
+  // followed at once by a heartbeat that starts it again).
+  bool detecting = false;
   bool suspect = false;
   bool dead = false;
   node_record record;
@@ -1520,7 +1523,7 @@ struct engine::impl {
   }
 
   // Stage 1, once the index lines have arrived: starts loading the slots they point to
-  // (a heartbeat reads all of its node's slot, the detector included).
+  // (a heartbeat also its detector's sums).
   void load_slots(const event_ids& ids) const {
     if (!ids.same_node) nodes.prefetch_slot(ids.node_hash, ids.heartbeat ? node_heartbeat_bytes : node_hot_bytes);
     if (ids.agent.data() != nullptr && !ids.same_agent) agents.prefetch_slot(ids.agent_hash, agent_hot_bytes);
@@ -1653,8 +1656,10 @@ struct engine::impl {
   // order, so every timer of the round comes before them either way: the order is the
   // one popping and firing one at a time gives. In a large fleet each timer's slot is a
   // cache miss; a round overlaps them.
+  bool load_ahead() const noexcept { return agents.size() >= prefetch_agents_min; }
+
   void on_tick() {
-    const bool load_ahead = agents.size() >= prefetch_agents_min;
+    const bool load_ahead = this->load_ahead();
     while (!timers.empty() && timers.top().due <= now) {
       due_round.clear();
       while (!timers.empty() && timers.top().due <= now && due_round.size() < due_round_max) {
@@ -1721,65 +1726,48 @@ struct engine::impl {
     }
   }
 
+  // A timer fires when its entity still lives and has not moved on since it was
+  // scheduled (lazy cancellation: see the generations in the slots).
   void fire(const timer& due) {
     const auto slot = static_cast<std::uint32_t>(due.key);
+    const auto fire_if = [&](bool current, auto&& handle) {
+      if (!current) return;
+      ++counters.timers_fired;
+      handle();
+    };
+    const auto agent_current = [&](std::uint64_t generation) { return agents[slot].live && generation == due.generation; };
     switch (due.kind) {
       case timer_kind::node_check:
-        if (nodes[slot].live && nodes[slot].generation == due.generation) {
-          ++counters.timers_fired;
-          on_node_check(slot);
-        }
-        return;
+        return fire_if(nodes[slot].live && nodes[slot].generation == due.generation, [&] { on_node_check(slot); });
       case timer_kind::agent_stale:
+        return fire_if(agent_current(agents[slot].generation), [&] { on_agent_stale_timer(slot); });
       case timer_kind::recovery_ready:
+        return fire_if(agent_current(agents[slot].generation), [&] { on_recovery_ready(slot); });
       case timer_kind::recovery_timeout:
-        if (!agents[slot].live || agents[slot].generation != due.generation) return;
-        ++counters.timers_fired;
-        if (due.kind == timer_kind::agent_stale) on_agent_stale_timer(slot);
-        if (due.kind == timer_kind::recovery_ready) on_recovery_ready(slot);
-        if (due.kind == timer_kind::recovery_timeout) recovery_failed(slot);
-        return;
+        return fire_if(agent_current(agents[slot].generation), [&] { recovery_failed(slot); });
       case timer_kind::agent_probe:
+        return fire_if(agent_current(agents[slot].probe_generation), [&] { on_probe_timer(slot); });
       case timer_kind::probe_timeout:
-        if (!agents[slot].live || agents[slot].probe_generation != due.generation) return;
-        ++counters.timers_fired;
-        if (due.kind == timer_kind::agent_probe) on_probe_timer(slot);
-        if (due.kind == timer_kind::probe_timeout) on_probe_timeout(slot);
-        return;
+        return fire_if(agent_current(agents[slot].probe_generation), [&] { on_probe_timeout(slot); });
       case timer_kind::recovery_queue:
-        ++counters.timers_fired;
-        recovery_timer_armed = false;
-        drain_recovery_queue();
-        return;
+        return fire_if(true, [&] {
+          recovery_timer_armed = false;
+          drain_recovery_queue();
+        });
       case timer_kind::task_retry:
-        if (tasks[slot].live && tasks[slot].generation == due.generation) {
-          ++counters.timers_fired;
-          on_retry_timer(slot);
-        }
-        return;
-      case timer_kind::episode_timeout:
-        if (episodes[slot].live && episodes[slot].timeout_generation == due.generation) {
-          ++counters.timers_fired;
-          on_episode_timeout(slot);
-        }
-        return;
+        return fire_if(tasks[slot].live && tasks[slot].generation == due.generation, [&] { on_retry_timer(slot); });
       case timer_kind::task_timeout:
-        if (tasks[slot].live && tasks[slot].timeout_generation == due.generation) {
-          ++counters.timers_fired;
-          on_task_timeout(slot);
-        }
-        return;
+        return fire_if(tasks[slot].live && tasks[slot].timeout_generation == due.generation,
+                       [&] { on_task_timeout(slot); });
+      case timer_kind::episode_timeout:
+        return fire_if(episodes[slot].live && episodes[slot].timeout_generation == due.generation,
+                       [&] { on_episode_timeout(slot); });
       case timer_kind::episode_shutdown:
-        if (episodes[slot].live && episodes[slot].generation == due.generation &&
-            episodes[slot].record.state == episode_state::shutting_down) {
-          ++counters.timers_fired;
-          end_episode(slot, "aborted");
-        }
-        return;
+        return fire_if(episodes[slot].live && episodes[slot].generation == due.generation &&
+                           episodes[slot].record.state == episode_state::shutting_down,
+                       [&] { end_episode(slot, "aborted"); });
       case timer_kind::command_resend:
-        ++counters.timers_fired;
-        on_command_resend(due.key, due.generation);
-        return;
+        return fire_if(true, [&] { on_command_resend(due.key, due.generation); });
     }
   }
 
@@ -1880,7 +1868,7 @@ void engine::on_events(std::span<const event> batch, time_ms now, effects& out) 
   // further on and the slots of the one between are already on their way from memory.
   // In a large fleet each event's records are cache misses; this overlaps them. A small
   // fleet's records stay in cache, and loading ahead would only cost time.
-  if (impl_->agents.size() < prefetch_agents_min) {
+  if (!impl_->load_ahead()) {
     for (const auto& message : batch) {
       impl_->on_event(message);
       impl_->on_tick();
