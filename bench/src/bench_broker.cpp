@@ -93,7 +93,6 @@ struct run_result {
   double rate() const { return seconds > 0.0 ? static_cast<double>(received - 1) / seconds : 0.0; }
 };
 
-
 /// One timed run of `count` messages from a PUB on `events_in` to a SUB on `events_out`.
 std::optional<run_result> measure(const std::string& events_in, const std::string& events_out,
                                   const std::vector<bus_message>& messages, std::uint64_t count) {

@@ -165,7 +165,6 @@ fleet_result run_fleet(std::size_t agent_count, std::size_t event_count, std::si
   // processor applies them. The batch is assembled in a buffer the engine reads it from,
   // as the processor decodes a poll's messages into one: the events are fresh in cache,
   // not fetched from a mix of gigabytes.
-  const std::size_t step = std::max<std::size_t>(batch_size, 1);
   const auto number = [&](std::size_t from, std::size_t count) {
     for (std::size_t at = from; at < from + count; ++at) {
       if (mix_stream[at] != not_numbered) mix[at].header.seq = ++streams[mix_stream[at]].seq;
@@ -202,8 +201,8 @@ fleet_result run_fleet(std::size_t agent_count, std::size_t event_count, std::si
   std::vector<rrh::event> batch;
   double engine_seconds = 0;
   const auto feed = [&](std::size_t from, std::size_t to) {
-    for (std::size_t at = from; at < to; at += step) {
-      const auto count = std::min(step, to - at);
+    for (std::size_t at = from; at < to; at += batch_size) {
+      const auto count = std::min(batch_size, to - at);
       clock_ms += time_per_event_ms * static_cast<double>(count);
       const auto now_ms = static_cast<rrh::engine::time_ms>(clock_ms);
       replies_applied += replies.size();
@@ -229,7 +228,6 @@ fleet_result run_fleet(std::size_t agent_count, std::size_t event_count, std::si
   replies_applied = 0;
   engine_seconds = 0;
   feed(warmup_count, warmup_count + event_count);
-  const auto elapsed = engine_seconds;
 
   std::map<std::string, std::size_t> by_state;
   engine.for_each_agent([&](const rrh::engine::agent_record& agent) { ++by_state[rrh::engine::to_string(agent.state)]; });
@@ -243,7 +241,7 @@ fleet_result run_fleet(std::size_t agent_count, std::size_t event_count, std::si
   result.agents = agent_count;
   result.nodes = node_count;
   result.events = event_count + replies_applied;
-  result.seconds = elapsed;
+  result.seconds = engine_seconds;
   result.bytes_per_agent = static_cast<double>(heap_after - heap_before) / static_cast<double>(agent_count);
   return result;
 }

@@ -45,8 +45,8 @@ zmq::socket_t make_socket(zmq::context_t& context, zmq::socket_type type) {
 bool subscription_handshake(zmq::socket_t& publisher, zmq::socket_t& subscriber) {
   constexpr std::chrono::milliseconds timeout{10'000};
   constexpr std::chrono::milliseconds probe_interval{10};
-  const auto deadline = std::chrono::steady_clock::now() + timeout;
-  while (std::chrono::steady_clock::now() < deadline) {
+  const auto deadline = steady::now() + timeout;
+  while (steady::now() < deadline) {
     publisher.send(zmq::buffer(probe_topic), zmq::send_flags::sndmore);
     publisher.send(zmq::str_buffer(""), zmq::send_flags::none);
     zmq::pollitem_t item{subscriber.handle(), 0, ZMQ_POLLIN, 0};

@@ -19,7 +19,6 @@ namespace rrh::bench {
 inline constexpr std::chrono::milliseconds broker_start_timeout_ms{10'000};
 inline constexpr std::chrono::milliseconds broker_stop_timeout_ms{5'000};
 
-
 /// The topic of the probe a subscription handshake publishes (receivers skip it).
 inline constexpr std::string_view probe_topic = "bench.probe";
 

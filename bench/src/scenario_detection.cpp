@@ -69,8 +69,8 @@ std::vector<double> kill_round(const options& settings, stack& bus, const std::s
   zmq::pollitem_t item{deaths.handle(), 0, ZMQ_POLLIN, 0};
   const auto wait_step = [&] { zmq::poll(&item, 1, std::chrono::milliseconds(50)); };
   if (!pump_until(healthy, wait_step, steady::now() + setup_timeout_ms)) {
-    throw scenario_failure{"detection: only " + std::to_string(bus.status_number("healthy") - healthy_before) +
-                           " of " + std::to_string(expected_agents) + " agents of the rrh-agent nodes became healthy"};
+    throw scenario_failure{format_text("detection: only %.0f of %.0f agents of the rrh-agent nodes became healthy",
+                                       bus.status_number("healthy") - healthy_before, expected_agents)};
   }
   const auto warm_until = steady::now() + warmup;
   pump_until([&] { return steady::now() >= warm_until; }, wait_step, warm_until + setup_timeout_ms);

@@ -456,7 +456,6 @@ struct engine::impl {
     acks.emplace_back(protocol_version, std::uint64_t{0}, node.record.node, now, std::string(), body);
   }
 
-
   // ---- nodes and failure detection ------------------------------------------------------
 
   std::optional<std::uint32_t> ensure_node(const std::string& id) {

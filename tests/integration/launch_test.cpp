@@ -24,21 +24,27 @@ constexpr std::uint64_t recovery_cooldown_ms = 300;
 struct stack : rrh::test::processor_stack {
   using processor_stack::processor_stack;
 
-  /// rrh-launch for node `node` hosting `node`.a1, running rrh-agent with `agent_flags`.
-  std::unique_ptr<rrh::test::child_process> launch(const std::string& node,
-                                                   const std::vector<std::string>& agent_flags,
-                                                   const std::string& grace_ms = "5000") {
+  /// rrh-launch for node `node` hosting `node`.a1, running `child` (a command line).
+  std::unique_ptr<rrh::test::child_process> launch_child(const std::string& node,
+                                                         const std::vector<std::string>& child) {
     std::vector<std::string> arguments = {"--node", node, "--agent", node + ".a1", "--events",
                                           broker.events_in, "--commands", broker.commands_out,
-                                          "--heartbeat-ms", "100", "--grace-ms", grace_ms, "--log-level",
-                                          "debug", "--", rrh::test::binary_path("rrh-agent"), "--agents",
-                                          "1", "--task-ms", "50", "--heartbeat-ms", "100"};
-    arguments.insert(arguments.end(), agent_flags.begin(), agent_flags.end());
+                                          "--heartbeat-ms", "100", "--grace-ms", "5000", "--log-level",
+                                          "debug", "--"};
+    arguments.insert(arguments.end(), child.begin(), child.end());
     return std::make_unique<rrh::test::child_process>(
         rrh::test::binary_path("rrh-launch"), arguments,
         std::vector<std::string>{"RRH_RETRANSMIT_INITIAL_MS=100", "RRH_RETRANSMIT_MAX_MS=500"});
   }
 
+  /// rrh-launch for node `node` hosting `node`.a1, running rrh-agent with `agent_flags`.
+  std::unique_ptr<rrh::test::child_process> launch(const std::string& node,
+                                                   const std::vector<std::string>& agent_flags) {
+    std::vector<std::string> child = {rrh::test::binary_path("rrh-agent"), "--agents", "1", "--task-ms", "50",
+                                      "--heartbeat-ms", "100"};
+    child.insert(child.end(), agent_flags.begin(), agent_flags.end());
+    return launch_child(node, child);
+  }
 
   /// Incarnations of `node` that registered an agent, in order of first appearance.
   std::vector<std::uint64_t> incarnations_of(const std::string& node) const {
@@ -248,11 +254,7 @@ TEST_CASE("the child's own children stop with it: signals go to its process grou
   const std::string script = "'" + rrh::test::binary_path("rrh-agent") +
                              "' --agents 1 --task-ms 50 --heartbeat-ms 100 & sleep 300 & echo $! > '" +
                              grandchild_file + "'; wait";
-  rrh::test::child_process launcher(
-      rrh::test::binary_path("rrh-launch"),
-      {"--node", "group-node", "--agent", "group-node.a1", "--events", bus.broker.events_in, "--commands",
-       bus.broker.commands_out, "--heartbeat-ms", "100", "--grace-ms", "5000", "--", "/bin/sh", "-c", script},
-      {"RRH_RETRANSMIT_INITIAL_MS=100", "RRH_RETRANSMIT_MAX_MS=500"});
+  auto launcher = bus.launch_child("group-node", {"/bin/sh", "-c", script});
   REQUIRE(bus.wait_for([&] { return bus.incarnations_of("group-node").size() == 1; }));
   pid_t grandchild = 0;
   REQUIRE(wait_until([&] {
@@ -269,8 +271,8 @@ TEST_CASE("the child's own children stop with it: signals go to its process grou
     return node_process > 0;
   }));
 
-  launcher.signal(SIGTERM);
-  const auto status = launcher.wait_exit(15s);
+  launcher->signal(SIGTERM);
+  const auto status = launcher->wait_exit(15s);
   REQUIRE(status.has_value());
   CHECK(WIFEXITED(*status));
   // The shell, the node and the shell's sleep all got the SIGTERM (and what outlived the

@@ -9,7 +9,6 @@
 
 #include "bus_recorder.hpp"
 #include "processor_fixture.hpp"
-#include "rrh/shim.hpp"
 
 namespace rrh::test {
 
@@ -41,17 +40,6 @@ struct processor_stack {
       }
       return false;
     });
-  }
-
-  /// A shim for node `node` on this bus, at test speed.
-  shim_config node_config(const std::string& node) const {
-    shim_config config;
-    config.node_id = node;
-    config.events_endpoint = broker.events_in;
-    config.commands_endpoint = broker.commands_out;
-    config.heartbeat_interval_ms = 100;
-    config.retransmit_initial_ms = 100;
-    return config;
   }
 
   broker_process broker;

@@ -29,7 +29,16 @@ struct stack : rrh::test::processor_stack {
         std::vector<std::string>{"RRH_RETRANSMIT_INITIAL_MS=100", "RRH_RETRANSMIT_MAX_MS=500"});
   }
 
-
+  /// A shim for node `node` on this bus, at test speed.
+  rrh::shim_config node_config(const std::string& node) const {
+    rrh::shim_config config;
+    config.node_id = node;
+    config.events_endpoint = broker.events_in;
+    config.commands_endpoint = broker.commands_out;
+    config.heartbeat_interval_ms = 100;
+    config.retransmit_initial_ms = 100;
+    return config;
+  }
 };
 
 }  // namespace

@@ -53,5 +53,4 @@ class child_process {
   std::thread reader_;
 };
 
-
 }  // namespace rrh::test

@@ -3,6 +3,7 @@
 // application against one event at a time.
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <map>
 #include <random>
 #include <set>
