@@ -1,14 +1,21 @@
 #include "rrh/engine/detector.hpp"
 
-#include <cstddef>
-
 #include <algorithm>
 #include <cmath>
+#include <cstddef>
+#include <numbers>
 
 namespace rrh::engine {
+namespace {
+
+// The logistic approximation of the normal CDF Akka uses: P(later) = e / (1 + e) with
+// ln e = -y (logistic_a + logistic_b y^2), y the silence in standard deviations.
+constexpr double logistic_a = 1.5976;
+constexpr double logistic_b = 0.070566;
+
+}  // namespace
 
 void phi_detector::add_interval(double interval_ms) {
-  static_assert(offsetof(phi_detector, intervals_) == summary_bytes, "summary_bytes: the scalars ahead of the window");
   if (count_ == window_size) {
     const double oldest = intervals_[next_];
     sum_ -= oldest;
@@ -39,15 +46,21 @@ double phi_detector::mean_interval_ms() const noexcept {
   return count_ == 0 ? 0.0 : sum_ / static_cast<double>(count_);
 }
 
+phi_detector::silence_model phi_detector::model(std::uint64_t acceptable_pause_ms,
+                                                std::uint64_t min_std_deviation_ms) const {
+  static_assert(offsetof(phi_detector, intervals_) == summary_bytes, "summary_bytes: the scalars ahead of the window");
+  const double mean = mean_interval_ms();
+  const double variance = std::max(0.0, sum_squares_ / static_cast<double>(count_) - mean * mean);
+  return {mean + static_cast<double>(acceptable_pause_ms),
+          std::max(std::sqrt(variance), static_cast<double>(min_std_deviation_ms))};
+}
+
 double phi_detector::phi_after(double elapsed_ms, std::uint64_t acceptable_pause_ms,
                                std::uint64_t min_std_deviation_ms) const {
-  const double mean = mean_interval_ms() + static_cast<double>(acceptable_pause_ms);
-  const double variance = std::max(0.0, sum_squares_ / static_cast<double>(count_) -
-                                            mean_interval_ms() * mean_interval_ms());
-  const double deviation = std::max(std::sqrt(variance), static_cast<double>(min_std_deviation_ms));
-  // Logistic approximation of the normal CDF, as Akka uses; phi = -log10(P(later)).
+  const auto [mean, deviation] = model(acceptable_pause_ms, min_std_deviation_ms);
+  // phi = -log10(P(later)).
   const double y = (elapsed_ms - mean) / deviation;
-  const double e = std::exp(-y * (1.5976 + 0.070566 * y * y));
+  const double e = std::exp(-y * (logistic_a + logistic_b * y * y));
   if (elapsed_ms > mean) return -std::log10(e / (1.0 + e));
   return -std::log10(1.0 - 1.0 / (1.0 + e));
 }
@@ -67,19 +80,13 @@ time_ms phi_detector::time_at_phi(double threshold, std::uint64_t acceptable_pau
   // phi = -log10(p) with p = e / (1 + e) and ln e = -y (a + b y^2): for the threshold's p,
   // y solves b y^3 + a y - c = 0 with c = ln((1 - p) / p). With a, b > 0 the cubic has one
   // real root (Cardano). One evaluation instead of a search: every heartbeat asks this.
-  constexpr double a = 1.5976;
-  constexpr double b = 0.070566;
-  constexpr double ln10 = 2.302585092994046;
   // ln((1 - p) / p) with p = 10^-threshold, computed without underflow for large thresholds.
-  const double c = threshold * ln10 + std::log1p(-std::pow(10.0, -threshold));
-  const double half_q = -c / (2.0 * b);
-  const double third_p = a / (3.0 * b);
+  const double c = threshold * std::numbers::ln10 + std::log1p(-std::pow(10.0, -threshold));
+  const double half_q = -c / (2.0 * logistic_b);
+  const double third_p = logistic_a / (3.0 * logistic_b);
   const double root = std::sqrt(half_q * half_q + third_p * third_p * third_p);
   const double y = std::cbrt(-half_q + root) + std::cbrt(-half_q - root);
-  const double mean = mean_interval_ms() + static_cast<double>(acceptable_pause_ms);
-  const double variance = std::max(0.0, sum_squares_ / static_cast<double>(count_) -
-                                            mean_interval_ms() * mean_interval_ms());
-  const double deviation = std::max(std::sqrt(variance), static_cast<double>(min_std_deviation_ms));
+  const auto [mean, deviation] = model(acceptable_pause_ms, min_std_deviation_ms);
   constexpr double elapsed_max_ms = 1e15;  // far beyond any timer; keeps the cast defined
   double elapsed = std::clamp(std::ceil(mean + y * deviation), 0.0, elapsed_max_ms);
   // Rounding of the closed form can be off by a millisecond either way: settle on the

@@ -3,6 +3,7 @@
 #include <spdlog/spdlog.h>
 
 #include <array>
+#include <iterator>
 #include <memory>
 #include <optional>
 #include <random>
@@ -240,7 +241,7 @@ class processor_shell {
         count_malformed([&] { return std::string(rrh::to_string(decoded.error().code)) + ": " + decoded.error().detail; });
         continue;
       }
-      if (curve && !sender_owns_node(decoded->header.node, std::string_view(frames[2].data<char>(), frames[2].size()))) {
+      if (curve && !sender_owns_node(decoded->header.node, frames[2].to_string_view())) {
         continue;
       }
       if (const auto* lost = std::get_if<events::command_undeliverable>(&decoded->body)) {
@@ -289,7 +290,8 @@ class processor_shell {
     ++counters_.events_rejected;
     // Throttled per sender key (the allowed-keys directory bounds them), not per node id,
     // which a sender makes up at will.
-    const auto seen = spoof_throttle_.admit(std::string(key));
+    const std::string sender(key);
+    const auto seen = spoof_throttle_.admit(sender);
     if (seen == 0) return;
     spdlog::warn("rejected an event for node '{}' from key {}: the node belongs to key {} ({} since last report)",
                  node, key, owner, seen);
@@ -297,7 +299,7 @@ class processor_shell {
     events::alert alert;
     alert.severity = "critical";
     alert.code = "node.spoofed";
-    alert.message = "events for node '" + node + "' came from key " + std::string(key) + ", not from the node's key " +
+    alert.message = "events for node '" + node + "' came from key " + sender + ", not from the node's key " +
                     owner + " (" + std::to_string(seen) + " rejected); they were not applied";
     derived.body = std::move(alert);
     publish(derived);
@@ -312,7 +314,6 @@ class processor_shell {
       spdlog::warn("dropped malformed event ({} since last report): {}", seen, why());
     }
   }
-
 
   // Commit first; then everything that depends on the committed state leaves.
   status flush() { return commit_then_send(*store_, engine_, effects_, *this); }

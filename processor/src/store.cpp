@@ -665,10 +665,6 @@ status check_or_create_schema(sqlite3* database, const std::string& path) {
   return ok();
 }
 
-}  // namespace
-
-namespace {
-
 bool is_memory_path(const std::string& path) { return path == ":memory:" || path.empty(); }
 
 /// One state file serves one processor: two would both apply events and send commands,
@@ -694,8 +690,9 @@ expected<int> lock_state_file(const std::string& path) {
 }  // namespace
 
 expected<std::unique_ptr<store>> store::open(const std::string& path, store_sync sync) {
+  const bool in_memory = is_memory_path(path);
   int lock_descriptor = -1;
-  if (!is_memory_path(path)) {
+  if (!in_memory) {
     auto locked = lock_state_file(path);
     if (!locked) return locked.error();
     lock_descriptor = locked.value();
@@ -724,7 +721,6 @@ expected<std::unique_ptr<store>> store::open(const std::string& path, store_sync
     }
   }
 
-  const bool in_memory = is_memory_path(path);
   auto mode = query_text(database, path, in_memory ? "PRAGMA journal_mode" : "PRAGMA journal_mode=WAL");
   if (!mode) return mode.error();
   opened_store->journal_mode_ = mode.value().value_or("");

@@ -179,6 +179,11 @@ def _adapt_handler(kind: str, handler: CommandHandler) -> Callable[[Mapping[str,
     return call
 
 
+def _fspath_or_none(path: Optional[PathLike]) -> Optional[str]:
+    """The path as a string, or None when none was given."""
+    return os.fspath(path) if path is not None else None
+
+
 class Shim:
     """One node on the rrh bus: the C++ ``rrh::shim`` with Python types.
 
@@ -238,8 +243,8 @@ class Shim:
             "command_queue_max": command_queue_max,
             "supervisor": supervisor,
             "security": security,
-            "curve_secret_key_file": os.fspath(curve_secret_key_file) if curve_secret_key_file is not None else None,
-            "curve_server_key_file": os.fspath(curve_server_key_file) if curve_server_key_file is not None else None,
+            "curve_secret_key_file": _fspath_or_none(curve_secret_key_file),
+            "curve_server_key_file": _fspath_or_none(curve_server_key_file),
         }
         for name, value in overrides.items():
             if value is not None:

@@ -31,6 +31,13 @@ class phi_detector {
   double mean_interval_ms() const noexcept;
 
  private:
+  // The silence the statistics expect: mean interval plus the acceptable pause, and the
+  // standard deviation (at least the configured minimum).
+  struct silence_model {
+    double mean_ms;
+    double deviation_ms;
+  };
+  silence_model model(std::uint64_t acceptable_pause_ms, std::uint64_t min_std_deviation_ms) const;
   void add_interval(double interval_ms);
   double phi_after(double elapsed_ms, std::uint64_t acceptable_pause_ms,
                    std::uint64_t min_std_deviation_ms) const;
