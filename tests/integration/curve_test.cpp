@@ -16,6 +16,7 @@
 #include "rrh/codec.hpp"
 #include "rrh/curve.hpp"
 #include "rrh/shim.hpp"
+#include "shim_fixture.hpp"
 
 using namespace std::chrono_literals;
 using rrh::test::binary_path;
@@ -106,12 +107,7 @@ class curve_bus {
 
   /// A shim for `node` using `key_name`'s keys, heartbeating every 100 ms.
   std::unique_ptr<rrh::shim> node(const std::string& node_id, const std::string& key_name) const {
-    rrh::shim_config config;
-    config.node_id = node_id;
-    config.events_endpoint = events_in;
-    config.commands_endpoint = commands_out;
-    config.heartbeat_interval_ms = 100;
-    config.retransmit_initial_ms = 100;
+    auto config = rrh::test::test_shim_config(node_id, events_in, commands_out);
     config.retransmit_max_ms = 500;
     config.security = rrh::bus_security::curve;
     config.curve_secret_key_file = secret_key_file(key_name);

@@ -10,6 +10,7 @@
 
 #include "processor_stack.hpp"
 #include "rrh/shim.hpp"
+#include "shim_fixture.hpp"
 
 using namespace std::chrono_literals;
 using rrh::test::elapsed_ms;
@@ -31,13 +32,7 @@ struct stack : rrh::test::processor_stack {
 
   /// A shim for node `node` on this bus, at test speed.
   rrh::shim_config node_config(const std::string& node) const {
-    rrh::shim_config config;
-    config.node_id = node;
-    config.events_endpoint = broker.events_in;
-    config.commands_endpoint = broker.commands_out;
-    config.heartbeat_interval_ms = 100;
-    config.retransmit_initial_ms = 100;
-    return config;
+    return rrh::test::test_shim_config(node, broker.events_in, broker.commands_out);
   }
 };
 

@@ -8,6 +8,7 @@
 
 #include "bus_peer.hpp"
 #include "rrh/shim.hpp"
+#include "shim_fixture.hpp"
 
 using namespace std::chrono_literals;
 using rrh::test::wait_until;
@@ -15,12 +16,7 @@ using rrh::test::wait_until;
 namespace {
 
 rrh::shim_config config_for(const rrh::test::broker_process& broker, const std::string& node) {
-  rrh::shim_config config;
-  config.node_id = node;
-  config.events_endpoint = broker.events_in;
-  config.commands_endpoint = broker.commands_out;
-  config.heartbeat_interval_ms = 100;
-  config.retransmit_initial_ms = 50;
+  auto config = rrh::test::test_shim_config(node, broker.events_in, broker.commands_out, 50);
   config.retransmit_max_ms = 200;
   return config;
 }
