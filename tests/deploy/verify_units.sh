@@ -12,6 +12,31 @@ trap 'rm -rf "$scratch"' EXIT
 "$bin_dir/rrh-processor" --config "$source_dir/deploy/quickstart.yaml" --print-config >/dev/null
 echo "deploy/rrh.yaml and deploy/quickstart.yaml load"
 
+# rrh must not give up while a cause persists (a full disk, a port taken): each unit
+# restarts whatever the exit, with no start limit that would leave it failed.
+setting() {  # setting UNIT SECTION KEY: the last value of KEY in [SECTION], or nothing
+  awk -v section="[$2]" -v key="$3" '
+    /^\[/ { inside = ($0 == section) }
+    inside && index($0, key "=") == 1 { value = substr($0, length(key) + 2) }
+    END { print value }' "$1"
+}
+for unit in "$source_dir"/deploy/systemd/*.service; do
+  name="$(basename "$unit")"
+  for check in "Unit StartLimitIntervalSec 0" "Service Restart always"; do
+    read -r section key wanted <<<"$check"
+    found="$(setting "$unit" "$section" "$key")"
+    if [[ "$found" != "$wanted" ]]; then
+      echo "FAIL: $name: [$section] $key=$found, wanted $key=$wanted (the unit would give up restarting)"
+      exit 1
+    fi
+  done
+  if [[ -n "$(setting "$unit" Unit StartLimitBurst)" ]]; then
+    echo "FAIL: $name: a StartLimitBurst= gives up restarting"
+    exit 1
+  fi
+  echo "ok: $name restarts without a start limit"
+done
+
 if ! command -v systemd-analyze >/dev/null; then
   echo "systemd-analyze not found: unit check skipped"
   exit 0
