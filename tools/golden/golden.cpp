@@ -188,7 +188,7 @@ std::vector<rrh::command> sample_commands() {
                       .attempt = 2,
                       .from_agent = "coder-2",
                       .checkpoint = sample_checkpoint()});
-  add(502, "launcher.rack-b", episode_id, cmd::agent_recover{.agent = "coder-2", .attempt = 1});
+  add(502, "launcher.rack-b", episode_id, cmd::agent_recover{.agent = "coder-2", .attempt = 1, .incarnation = agent_incarnation});
   add(501, agent_node, "", cmd::agent_probe{.agent = "coder-2"});
   add(500, agent_node, episode_id,
       cmd::task_rollback{

@@ -420,10 +420,15 @@ struct agent_recover {
   static constexpr std::string_view kind_name = "agent.recover";
   std::string agent;
   std::uint64_t attempt = 0;
+  /// The incarnation of the agent's hosting node that the processor judged dead. A
+  /// receiver refuses the recover as `refused_stale` when that incarnation is over; 0 (a
+  /// processor that does not send it) names none, and the recover is acted on.
+  std::uint64_t incarnation = 0;
   template <class Self, class V>
   static void fields(Self& self, V& visit) {
     visit("agent", self.agent, field_rule::id);
     visit("attempt", self.attempt);
+    visit("incarnation", self.incarnation);
   }
 };
 
@@ -474,6 +479,10 @@ struct ack {
 };
 
 }  // namespace commands
+
+/// The `command.ack` reason of an `agent.recover` refused because the incarnation it
+/// names is no longer the current one: acting on it would restart a healthy successor.
+inline constexpr std::string_view refused_stale = "stale";
 
 /// Any event's body. The alternative's `kind_name` is the `kind` on the wire.
 using event_body =

@@ -421,6 +421,17 @@ TEST_CASE("unknown fields are ignored and missing fields take their defaults", "
     REQUIRE(decoded);
     CHECK(std::get<rrh::events::episode_ended>(decoded->body).status.empty());
   }
+  SECTION("agent.recover without incarnation (an older processor) names none") {
+    auto message = golden_tree("command", "agent.recover");
+    REQUIRE(message["data"].erase("incarnation"));
+    const auto decoded = decode_command(message);
+    REQUIRE(decoded);
+    const auto& recover = std::get<rrh::commands::agent_recover>(decoded->body);
+    CHECK(recover.incarnation == 0);
+    CHECK(recover.agent == "coder-2");
+    // The aggregate form of senders that predate the field still compiles, naming none.
+    CHECK(rrh::commands::agent_recover{"coder-2", 1}.incarnation == 0);
+  }
   SECTION("missing envelope fields other than v, kind and node") {
     auto message = golden_tree("event", "heartbeat");
     for (const auto key : {"incarnation", "seq", "ts_ms", "episode"}) REQUIRE(message.erase(key));

@@ -137,6 +137,18 @@ TEST_CASE("golden vectors carry the values that exercise every field type", "[sc
     CHECK(std::get<bool>(settings.at("retry_jitter")));
     CHECK(std::get<std::string>(settings.at("retry_mode")) == "full-jitter");
   }
+  SECTION("agent.recover names the incarnation of the agent's node, a uint 64") {
+    const auto bytes = golden_vector("command", "agent.recover");
+    const auto decoded = rrh::decode_command(bytes.data(), bytes.size());
+    REQUIRE(decoded);
+    const auto& recover = std::get<rrh::commands::agent_recover>(decoded->body);
+    CHECK(recover.incarnation > std::uint64_t{0xffff'ffff});
+    // The agent node's incarnation in the vectors: the one its critical events carry.
+    const auto registered = golden_vector("event", "agent.registered");
+    const auto agent_event = rrh::decode_event(registered.data(), registered.size());
+    REQUIRE(agent_event);
+    CHECK(recover.incarnation == agent_event->header.incarnation);
+  }
   SECTION("heartbeat lists several agents") {
     const auto bytes = golden_vector("event", "heartbeat");
     const auto decoded = rrh::decode_event(bytes.data(), bytes.size());
