@@ -2,7 +2,9 @@
 
 #include <fcntl.h>
 #include <sqlite3.h>
+#include <stdio.h>  // renameat2, RENAME_NOREPLACE
 #include <sys/file.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <array>
@@ -12,6 +14,7 @@
 #include <cmath>
 #include <cstring>
 #include <deque>
+#include <filesystem>
 #include <limits>
 #include <optional>
 #include <type_traits>
@@ -576,8 +579,8 @@ struct store::statements {
   }
 };
 
-store::store(std::string path, sqlite3* database)
-    : path_(std::move(path)), database_(database), statements_(std::make_unique<statements>()) {}
+store::store(std::string path, sqlite3* database, store_sync sync)
+    : path_(std::move(path)), sync_(sync), database_(database), statements_(std::make_unique<statements>()) {}
 
 store::~store() {
   statements_.reset();  // finalize before close, or the close fails
@@ -701,7 +704,7 @@ expected<std::unique_ptr<store>> store::open(const std::string& path, store_sync
   const int opened = sqlite3_open_v2(path.c_str(), &database,
                                      SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, nullptr);
   // The store owns the handle from here on, even when the open failed.
-  std::unique_ptr<store> opened_store(new store(path, database));
+  std::unique_ptr<store> opened_store(new store(path, database, sync));
   opened_store->lock_descriptor_ = lock_descriptor;
   if (opened != SQLITE_OK) return store_error(path, "open", describe(database));
   sqlite3_extended_result_codes(database, 1);
@@ -734,6 +737,10 @@ expected<std::unique_ptr<store>> store::open(const std::string& path, store_sync
     return set.error();
   }
 
+  // A first read opens the -wal and -shm files now, while the path names the file: a
+  // connection that opens them later, after the file was deleted, cannot read it back.
+  if (auto read = query_text(database, path, "SELECT count(*) FROM meta"); !read) return read.error();
+
   auto& prepared = *opened_store->statements_;
   const std::pair<std::string, sqlite3_stmt**> all[] = {
       {"BEGIN IMMEDIATE", &prepared.begin},
@@ -758,6 +765,135 @@ expected<std::unique_ptr<store>> store::open(const std::string& path, store_sync
     if (auto done = prepare(database, path, sql, *target); !done) return done.error();
   }
   return opened_store;
+}
+
+// ---- the file under the path ---------------------------------------------------------------
+
+const char* to_string(store_file identity) noexcept {
+  switch (identity) {
+    case store_file::same: return "same";
+    case store_file::deleted: return "deleted";
+    case store_file::replaced: return "replaced";
+  }
+  return "unknown";
+}
+
+namespace {
+
+// Syncs a file or a directory by name, so that what was written to it, or a rename in it,
+// survives a power loss.
+status sync_path(const std::string& path, bool directory) {
+  const int descriptor = ::open(path.c_str(), (directory ? O_RDONLY | O_DIRECTORY : O_RDONLY) | O_CLOEXEC);
+  if (descriptor < 0) return store_error(path, "open to sync", std::strerror(errno));
+  const int synced = ::fsync(descriptor);
+  const int reason = errno;
+  ::close(descriptor);
+  if (synced != 0) return store_error(path, "fsync", std::strerror(reason));
+  return ok();
+}
+
+std::string directory_of(const std::string& path) {
+  const auto parent = std::filesystem::path(path).parent_path();
+  return parent.empty() ? std::string(".") : parent.string();
+}
+
+// Moves the file at `path` to `<path>.replaced-<wall_ms>` (with a counter when that name is
+// taken), never over an existing file. Returns the new name.
+expected<std::string> move_aside(const std::string& path, std::uint64_t wall_ms) {
+  const std::string base = path + ".replaced-" + std::to_string(wall_ms);
+  constexpr int names_tried_max = 100;
+  for (int attempt = 0; attempt < names_tried_max; ++attempt) {
+    const std::string target = attempt == 0 ? base : base + "." + std::to_string(attempt);
+    if (::renameat2(AT_FDCWD, path.c_str(), AT_FDCWD, target.c_str(), RENAME_NOREPLACE) == 0) return target;
+    if (errno != EEXIST) return store_error(path, "move the file at the path aside to " + target, std::strerror(errno));
+  }
+  return store_error(path, "move the file at the path aside", "every name " + base + ".N is taken");
+}
+
+}  // namespace
+
+expected<store_file> store::check_file() const {
+  if (lock_descriptor_ < 0) return store_file::same;
+  struct stat open_file {};
+  if (::fstat(lock_descriptor_, &open_file) != 0) return store_error(path_, "fstat", std::strerror(errno));
+  struct stat named {};
+  if (::stat(path_.c_str(), &named) != 0) {
+    if (errno == ENOENT || errno == ENOTDIR) return store_file::deleted;
+    return store_error(path_, "stat", std::strerror(errno));
+  }
+  if (named.st_dev != open_file.st_dev || named.st_ino != open_file.st_ino) return store_file::replaced;
+  if (open_file.st_nlink == 0) return store_file::deleted;
+  return store_file::same;
+}
+
+void store::swap_connection(store& other) noexcept {
+  std::swap(database_, other.database_);
+  std::swap(lock_descriptor_, other.lock_descriptor_);
+  std::swap(statements_, other.statements_);
+  std::swap(journal_mode_, other.journal_mode_);
+}
+
+status store::rebuild(std::uint64_t wall_ms) {
+  auto identity = check_file();
+  if (!identity) return identity.error();
+  if (identity.value() == store_file::same) return ok();
+
+  struct stat named {};
+  const bool something_named = ::stat(path_.c_str(), &named) == 0;
+  // The file an earlier call renamed into place, which it then failed to open: the open
+  // database has not changed since (nothing is committed while the path is not ours), so
+  // only the open is repeated, rather than moving our own copy aside as a foreign file.
+  const bool ours_placed = something_named && placed_ && named.st_dev == placed_device_ && named.st_ino == placed_inode_;
+  if (!ours_placed) {
+    const std::string rebuilt = path_ + ".rebuild";
+    for (const char* suffix : {"", "-journal", "-wal", "-shm"}) (void)::unlink((rebuilt + suffix).c_str());
+    const auto abandon = [&](rrh::error failure) -> status {
+      (void)::unlink(rebuilt.c_str());
+      return failure;
+    };
+    sqlite3_stmt* raw = nullptr;
+    if (sqlite3_prepare_v2(database_, "VACUUM INTO ?1", -1, &raw, nullptr) != SQLITE_OK) {
+      return store_error(path_, "rebuild: prepare VACUUM INTO", describe(database_));
+    }
+    const statement_handle vacuum(raw);
+    if (sqlite3_bind_text(raw, 1, rebuilt.c_str(), static_cast<int>(rebuilt.size()), SQLITE_TRANSIENT) != SQLITE_OK ||
+        sqlite3_step(raw) != SQLITE_DONE) {
+      return abandon(store_error(path_, "rebuild: VACUUM INTO " + rebuilt, describe(database_)));
+    }
+    if (auto synced = sync_path(rebuilt, false); !synced) return abandon(synced.error());
+    // The -wal and -shm files at the path must not pair with the rebuilt file: a new
+    // connection would replay a log that is not its own. They are most likely the old
+    // connection's (a file moved to the path comes without its log), whose content the
+    // rebuilt file holds: removed when the file was deleted; when it was replaced, kept
+    // beside the moved file as .wal and .shm, unpaired, so that opening that file does not
+    // replay our log onto it. The old connection must then not checkpoint or delete them
+    // by name on its close: by then those names are the new file's.
+    sqlite3_db_config(database_, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1, nullptr);
+    if (something_named) {
+      auto moved = move_aside(path_, wall_ms);
+      if (!moved) return abandon(moved.error());
+      (void)::rename((path_ + "-wal").c_str(), (moved.value() + ".wal").c_str());
+      (void)::rename((path_ + "-shm").c_str(), (moved.value() + ".shm").c_str());
+    } else {
+      for (const char* suffix : {"-wal", "-shm"}) (void)::unlink((path_ + suffix).c_str());
+    }
+    if (::rename(rebuilt.c_str(), path_.c_str()) != 0) {
+      return abandon(store_error(path_, "rebuild: rename " + rebuilt + " to the path", std::strerror(errno)));
+    }
+    struct stat placed {};
+    if (::stat(path_.c_str(), &placed) == 0) {
+      placed_ = true;
+      placed_device_ = placed.st_dev;
+      placed_inode_ = placed.st_ino;
+    }
+    if (auto synced = sync_path(directory_of(path_), true); !synced) return synced.error();
+  }
+  auto reopened = store::open(path_, sync_);
+  if (!reopened) return reopened.error();
+  // The old connection, its statements and its flock leave with `reopened`.
+  swap_connection(*reopened.value());
+  placed_ = false;
+  return ok();
 }
 
 // ---- load -------------------------------------------------------------------------------------

@@ -26,6 +26,16 @@ namespace rrh::processor {
 /// may roll back after a power loss), in exchange for no fsync per commit.
 enum class store_sync : std::uint8_t { full, normal };
 
+/// What the state file's path names, compared with the file a store has open.
+enum class store_file : std::uint8_t {
+  same,      ///< the path names the open file (always, in memory)
+  deleted,   ///< nothing at the path, or the open file has no link left
+  replaced,  ///< another file sits at the path
+};
+
+/// The name of a `store_file` value, for logs and status text.
+const char* to_string(store_file identity) noexcept;
+
 /// Counters for status output and for measuring the cost of durability.
 struct store_stats {
   std::uint64_t commits = 0;                ///< transactions committed (no-op commits excluded)
@@ -69,6 +79,23 @@ class store {
   /// keeps the previous commit; the caller must not send the acks of this batch.
   status commit(const rrh::engine::engine& engine, const rrh::engine::effects& changes);
 
+  /// Whether the path still names the file this store has open: stat of the path against
+  /// fstat of the locked descriptor (same device and inode, a link count above zero). A
+  /// commit into a file that was deleted or replaced under the processor would be durable
+  /// nowhere a restart looks. Errors (the path cannot be examined, other than missing):
+  /// errc::config.
+  expected<store_file> check_file() const;
+
+  /// Writes the whole state this store holds to its path again and reopens the store on
+  /// that file, for when `check_file` found it deleted or replaced: the state, acked work
+  /// included, then lives only in the open (unlinked) database. Writes `<path>.rebuild`
+  /// with VACUUM INTO and syncs it, moves a file that sits at the path aside to
+  /// `<path>.replaced-<wall_ms>` (never destroying it), renames the rebuilt file to the path,
+  /// syncs the directory, then opens it (schema checked, flock taken) and closes the old
+  /// connection. On failure (directory gone, disk full) the open database is unchanged and
+  /// the call may be repeated. Does nothing in memory, or when the path names the open file.
+  status rebuild(std::uint64_t wall_ms);
+
   /// With CURVE: which public key owns each node id, first key wins. (node, key) pairs in
   /// node order, from the `node_keys` table.
   expected<std::vector<std::pair<std::string, std::string>>> load_node_keys();
@@ -86,7 +113,8 @@ class store {
 
  private:
   struct statements;
-  store(std::string path, sqlite3* database);
+  store(std::string path, sqlite3* database, store_sync sync);
+  void swap_connection(store& other) noexcept;
 
   status write_changes(const rrh::engine::engine& engine, const rrh::engine::effects& changes);
   status write_node(const rrh::engine::engine& engine, std::string_view id);
@@ -100,9 +128,14 @@ class store {
   status run(sqlite3_stmt* statement, std::string_view what);
 
   std::string path_;
+  store_sync sync_;
   std::string journal_mode_;
   sqlite3* database_ = nullptr;
   int lock_descriptor_ = -1;  ///< holds the exclusive flock of a state file; -1 in memory
+  // The file a rebuild renamed into place but could not open yet (see rebuild).
+  bool placed_ = false;
+  std::uint64_t placed_device_ = 0;
+  std::uint64_t placed_inode_ = 0;
   std::unique_ptr<statements> statements_;
   store_stats stats_;
   // Reused per commit, so that deduplicating keys and rendering JSON allocate rarely.
