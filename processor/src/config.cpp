@@ -196,6 +196,13 @@ const auto& key_table() {
        "recoveries allowed at once before the pace applies"},
       {"recovery_reset_after", duration(&rc::recovery_reset_after_ms, 0),
        "healthy this long resets an agent's recovery attempts"},
+      // Disruption guard.
+      {"disruption_threshold", real_key{&rc::disruption_threshold, 0.0, 1.0, true, "ratio"},
+       "share of the known nodes silent at once above which the fleet is disrupted and recoveries slow"},
+      {"disruption_recovery_rate_per_s", real_key{&rc::disruption_recovery_rate_per_s, 0.0, 1'000'000.0, false, "1/s"},
+       "pace of recoveries while the fleet is disrupted, per second; 0 pauses them"},
+      {"disruption_min_nodes", count(&rc::disruption_min_nodes, 1),
+       "fleets of fewer known nodes are judged node by node, never as disrupted"},
       // Command delivery.
       {"command_retransmit_initial", duration(&rc::command_retransmit_initial_ms, 1, hour_ms),
        "first retransmission delay of an unacknowledged command"},
@@ -206,9 +213,12 @@ const auto& key_table() {
       {"max_nodes", count(&rc::max_nodes, 1), "agent nodes tracked at once"},
       {"max_tasks_per_agent", count(&rc::max_tasks_per_agent, 1),
        "unfinished tasks tracked per agent"},
+      {"max_tasks", count(&rc::max_tasks, 1), "unfinished tasks tracked in all"},
       {"max_pending_commands", count(&rc::max_pending_commands, 1),
        "commands awaiting acknowledgement at once"},
       {"max_episodes", count(&rc::max_episodes, 1), "episodes tracked at once"},
+      {"node_retention", duration(&rc::node_retention_ms, 0),
+       "a node dead or gone this long is forgotten with its agents; 0 = never"},
       {"jitter_seed", count(&rc::jitter_seed, 0, std::numeric_limits<std::int64_t>::max()),
        "seed of the retry jitter generator, for reproducible runs"},
   });

@@ -40,6 +40,10 @@ constexpr std::size_t prefetch_agents_min = 16'384;
 /// Due timers fired per round of on_tick (their slots are loaded together).
 constexpr std::size_t due_round_max = 32;
 
+/// The reason of a command.ack that refuses a command aimed at an incarnation that is no
+/// longer the target's (PROTOCOL.md, agent.recover).
+constexpr std::string_view stale_refusal = "stale";
+
 /// Pool members looked at per retry target pick.
 constexpr std::size_t pool_scan_max = 64;
 
@@ -119,6 +123,12 @@ class slot_table {
       if (slot.live) visit(slot);
     }
   }
+  template <class Visit>
+  void for_each_index(Visit&& visit) const {
+    for (std::uint32_t slot = 0; slot < slots_.size(); ++slot) {
+      if (slots_[slot].live) visit(slot);
+    }
+  }
 
  private:
   auto key_of() const {
@@ -150,7 +160,26 @@ enum class timer_kind : std::uint8_t {
   episode_timeout,   // an episode has run for episode_timeout
   episode_shutdown,  // the shutdown grace of an episode ran out
   command_resend,    // an unacked command is due for retransmission
+  node_forget,       // a node has been dead for node_retention
 };
+
+/// Timers that act on what the processor has not heard: while it cannot see the bus
+/// (blind) they are held, and fire after it sees again, late by as long as it was blind.
+/// A retry, an episode's timers and the pacer's own timer do not judge anyone's silence.
+constexpr bool judges_silence(timer_kind kind) noexcept {
+  switch (kind) {
+    case timer_kind::node_check:
+    case timer_kind::agent_stale:
+    case timer_kind::agent_probe:
+    case timer_kind::probe_timeout:
+    case timer_kind::recovery_ready:
+    case timer_kind::recovery_timeout:
+    case timer_kind::task_timeout:
+    case timer_kind::command_resend:
+    case timer_kind::node_forget: return true;
+    default: return false;
+  }
+}
 
 struct timer {
   time_ms due;
@@ -174,6 +203,7 @@ struct alignas(cache_line) node_slot {
   bool detecting = false;
   bool suspect = false;
   bool dead = false;
+  bool silent = false;  // suspect or dead by silence (not by node.exited): counted for the disruption guard
   node_record record;
   std::uint64_t generation = 0;
   /// Hosted agents a heartbeat may change (not healthy, or stale): while 0, a heartbeat
@@ -212,6 +242,9 @@ struct alignas(cache_line) agent_slot {
   bool died_of_silence = false;
   std::uint64_t incarnation_at_death = 0;
   std::uint64_t attempts_before_death = 0;
+  // The current agent.recover reached its target (acked, or refused for a reason other
+  // than `stale`): only such recoveries count toward quarantine.
+  bool recover_delivered = false;
 };
 
 struct alignas(cache_line) task_slot {
@@ -260,7 +293,8 @@ struct episode_slot {
 /// Whether a heartbeat listing this agent may change it.
 bool needs_attention(const agent_slot& agent) {
   const auto state = agent.record.state;
-  if (state == agent_state::quarantined || state == agent_state::left) return false;
+  // A quarantined agent too: a heartbeat that lists it alive releases it.
+  if (state == agent_state::left) return false;
   return state != agent_state::healthy || agent.stale;
 }
 
@@ -355,6 +389,12 @@ struct engine::impl {
   engine_stats counters;
   time_ms now = 0;
   effects* out = nullptr;
+  // The processor's own sight (lose_sight, regain_sight) and the disruption guard.
+  bool blind = false;
+  time_ms blind_since_ms = 0;
+  std::vector<timer> held;       // timers that judge silence and fell due while blind
+  std::size_t silent_nodes = 0;  // nodes with `silent` set
+  bool disrupted = false;
 
   // ---- helpers ------------------------------------------------------------------------
 
@@ -491,7 +531,50 @@ struct engine::impl {
     node.detector.heartbeat(now, interval_ms);
     node.suspect = false;
     node.dead = false;
+    set_silent(node, false);
     schedule_node_check(slot);
+  }
+
+  // ---- the disruption guard -----------------------------------------------------------------
+  // When more than disruption_threshold of the known nodes are silent at once, the cause
+  // is more likely between them and the processor than in each of them: recoveries slow
+  // to disruption_recovery_rate_per_s (0: paused) until the fleet answers again. Nodes
+  // fall suspect before they are dead, so a mass silence trips the guard before the
+  // first of its deaths reaches the recovery pacer.
+
+  void set_silent(node_slot& node, bool silent) {
+    if (node.silent == silent) return;
+    node.silent = silent;
+    RRH_ASSERT(silent || silent_nodes > 0);
+    silent_nodes = silent ? silent_nodes + 1 : silent_nodes - 1;
+    judge_disruption();
+  }
+
+  void judge_disruption() {
+    const auto& config = *base;
+    const auto known = nodes.size();
+    const bool mass_silence = known >= config.disruption_min_nodes &&
+                              static_cast<double>(silent_nodes) > config.disruption_threshold * static_cast<double>(known);
+    if (mass_silence == disrupted) return;
+    disrupted = mass_silence;
+    const auto share = std::to_string(silent_nodes) + " of " + std::to_string(known) + " nodes silent";
+    if (disrupted) {
+      ++counters.disruptions;
+      const auto pace = config.disruption_recovery_rate_per_s > 0.0
+                            ? "slowed to " + std::to_string(config.disruption_recovery_rate_per_s) + "/s"
+                            : std::string("paused");
+      raise_alert("critical", "fleet.disrupted",
+                  share + " at once (over disruption_threshold): recoveries " + pace + " until the fleet answers again");
+      return;
+    }
+    raise_alert("info", "fleet.answering", share + ": the fleet answers again; recoveries resume at their pace");
+    // What was judged during the mass silence is suspect: the nodes still silent get a
+    // fresh window (the rest of the fleet's answers are seconds behind), and their agents'
+    // recoveries wait for that verdict.
+    nodes.for_each_index([&](std::uint32_t slot) {
+      if (nodes[slot].silent) start_detection(slot, std::max<std::uint64_t>(nodes[slot].record.heartbeat_interval_ms, 1));
+    });
+    drain_recovery_queue();
   }
 
   void on_node_check(std::uint32_t slot) {
@@ -501,6 +584,7 @@ struct engine::impl {
     const double phi = node.detector.phi(now, config.acceptable_pause_ms, config.min_std_deviation_ms);
     if (!node.suspect) {
       node.suspect = true;
+      set_silent(node, true);
       for (const auto agent_slot_index : node.agents) {
         auto& agent = agents[agent_slot_index];
         if (agent.record.state == agent_state::healthy || agent.record.state == agent_state::registered) {
@@ -517,6 +601,7 @@ struct engine::impl {
     node.dead = true;
     node.dead_since_ms = now;
     ++node.generation;
+    schedule_forget(slot);
     const auto hosted = node.agents;  // agent_dead may change the node's list
     for (const auto agent_slot_index : hosted) {
       auto& agent = agents[agent_slot_index];
@@ -525,6 +610,8 @@ struct engine::impl {
                    "no heartbeat from node '" + node.record.node + "' for " +
                        std::to_string(silent_ms) + " ms",
                    true);
+      } else if (agent.record.state == agent_state::dead && agent.died_of_silence) {
+        begin_recovery(agent_slot_index);  // its recovery waited for this verdict
       }
     }
   }
@@ -538,13 +625,40 @@ struct engine::impl {
     node.dead = true;
     node.dead_since_ms = now;
     node.suspect = true;
+    set_silent(node, false);  // gone, not silent: a supervisor saw it exit
     ++node.generation;  // no silence timer for a node known to be gone
+    schedule_forget(*slot);
     const auto hosted = node.agents;
     for (const auto agent_slot_index : hosted) {
       if (is_alive(agents[agent_slot_index].record.state)) {
         agent_dead(agent_slot_index, 0, "process of node '" + exited.child + "' " + exited.reason);
       }
     }
+  }
+
+  // A node dead or gone for node_retention is forgotten with its agents: node ids are
+  // made up by every process start (`<host>-<pid>`), so without this the node table
+  // would fill over months and then refuse new nodes.
+  void schedule_forget(std::uint32_t slot) {
+    if (base->node_retention_ms == 0) return;
+    schedule(now + base->node_retention_ms, timer_kind::node_forget, slot, nodes[slot].generation);
+  }
+
+  void forget_node(std::uint32_t slot) {
+    auto& node = nodes[slot];
+    RRH_ASSERT(node.dead);
+    const auto hosted = node.agents;  // remove_agent changes the node's list
+    for (const auto agent_slot_index : hosted) remove_agent(agent_slot_index);
+    set_silent(node, false);
+    const std::string id = node.record.node;
+    const auto silent_ms = now - node.dead_since_ms;
+    mark(node);  // gone from the engine: the store deletes its row
+    nodes.erase(id);
+    ++counters.nodes_forgotten;
+    raise_alert("info", "node.forgotten",
+                "node '" + id + "' forgotten with its " + std::to_string(hosted.size()) + " agents after " +
+                    std::to_string(silent_ms) + " ms dead (node_retention)");
+    judge_disruption();
   }
 
   void on_heartbeat(std::uint32_t node_slot_index, const event& message) {
@@ -571,6 +685,7 @@ struct engine::impl {
     node.detector.heartbeat(now, node.record.heartbeat_interval_ms);
     node.suspect = false;
     node.dead = false;
+    if (node.silent) set_silent(node, false);
     schedule_node_check(node_slot_index);
     const bool any_stale = std::any_of(beat.agents.begin(), beat.agents.end(),
                                        [](const auto& liveness) { return liveness.stale; });
@@ -579,14 +694,12 @@ struct engine::impl {
       const auto slot = agents.find(liveness.agent);
       if (!slot) continue;
       auto& agent = agents[*slot];
-      if (agent.node != node_slot_index || agent.record.state == agent_state::left ||
-          agent.record.state == agent_state::quarantined) {
-        continue;
-      }
+      if (agent.node != node_slot_index || agent.record.state == agent_state::left) continue;
       if (liveness.stale) {
-        if (!agent.stale) agent_went_stale(*slot, liveness.age_ms);
+        if (!agent.stale && agent.record.state != agent_state::quarantined) agent_went_stale(*slot, liveness.age_ms);
       } else {
         set_stale(agent, false);
+        if (agent.record.state == agent_state::quarantined) release_quarantine(*slot, "its node reports it alive");
         agent_alive(*slot, message.header.incarnation);
       }
     }
@@ -716,29 +829,47 @@ struct engine::impl {
                 agent.record.agent, agent.record.episode);
   }
 
+  // A quarantined agent that lives again (it registered again, or its node reports it
+  // alive and not hung): someone fixed it. A fresh budget; agent_alive makes it healthy.
+  void release_quarantine(std::uint32_t slot, const std::string& why) {
+    auto& agent = agents[slot];
+    agent.record.recovery_attempts = 0;
+    set_state(agent, agent_state::dead);
+    raise_alert("info", "agent.released", "agent '" + agent.record.agent + "' out of quarantine: " + why,
+                agent.record.agent, agent.record.episode);
+  }
+
   void on_recovery_ready(std::uint32_t slot) {
     recovery_queue.emplace_back(slot, agents[slot].generation);
     drain_recovery_queue();
   }
 
   // The fleet-wide pacer: a token bucket of recovery_rate_per_s and recovery_burst.
+  // While the processor is blind, or the fleet is disrupted and the disruption pace is 0,
+  // the queue waits: nothing is sent, so no attempt is charged; regain_sight and the end
+  // of the disruption drain it again.
   void drain_recovery_queue() {
     const auto& config = *base;
+    const double rate = disrupted ? config.disruption_recovery_rate_per_s : config.recovery_rate_per_s;
+    if (blind || rate <= 0.0) return;
+    const double burst = disrupted ? 1.0 : static_cast<double>(config.recovery_burst);
     const double elapsed_s = static_cast<double>(now - std::min(now, recovery_refill_ms)) / 1000.0;
-    recovery_tokens = std::min(static_cast<double>(config.recovery_burst),
-                               recovery_tokens + elapsed_s * config.recovery_rate_per_s);
+    recovery_tokens = std::min(burst, recovery_tokens + elapsed_s * rate);
     recovery_refill_ms = now;
     while (!recovery_queue.empty() && recovery_tokens >= 1.0) {
       const auto [slot, generation] = recovery_queue.front();
       recovery_queue.pop_front();
       auto& agent = agents[slot];
       if (!agent.live || agent.generation != generation || agent.record.state != agent_state::dead) continue;
+      // Dead of its node's silence, and the node has a fresh window since (the processor
+      // saw again, a disruption ended): it waits for the node's new verdict, which queues
+      // it again (on_node_check).
+      if (agent.died_of_silence && !nodes[agent.node].dead) continue;
       recovery_tokens -= 1.0;
       send_recover(slot);
     }
     if (!recovery_queue.empty() && !recovery_timer_armed) {
-      const auto wait_ms = static_cast<time_ms>(
-          std::ceil((1.0 - recovery_tokens) * 1000.0 / config.recovery_rate_per_s));
+      const auto wait_ms = static_cast<time_ms>(std::ceil((1.0 - recovery_tokens) * 1000.0 / rate));
       recovery_timer_armed = true;
       schedule(now + std::max<time_ms>(wait_ms, 1), timer_kind::recovery_queue, 0, 0);
     }
@@ -749,6 +880,7 @@ struct engine::impl {
     ++agent.record.recovery_attempts;
     agent.record.last_recovery_ms = now;
     set_state(agent, agent_state::recovering);
+    agent.recover_delivered = false;
     mark(agent);
     const auto& target = agent.record.supervisor.empty() ? nodes[agent.node].record.node
                                                          : agent.record.supervisor;
@@ -766,6 +898,15 @@ struct engine::impl {
   void recovery_failed(std::uint32_t slot) {
     auto& agent = agents[slot];
     if (agent.record.state != agent_state::recovering) return;
+    if (!agent.recover_delivered) {
+      // The command never reached anyone who acted on it (the target unreachable, the
+      // bus down): not an attempt. Only recoveries that were carried out and not followed
+      // by the agent's return lead to quarantine.
+      RRH_ASSERT(agent.record.recovery_attempts > 0);
+      --agent.record.recovery_attempts;
+      ++counters.recoveries_undelivered;
+      mark(agent);
+    }
     cancel_command(agent.recover_command);
     agent.recover_command = 0;
     ++agent.generation;
@@ -883,11 +1024,7 @@ struct engine::impl {
     agent.record.supervisor = data.supervisor;
     agent.record.watchdog_timeout_ms = data.watchdog_timeout_ms;
     set_stale(agent, false);
-    if (agent.record.state == agent_state::quarantined) {
-      // Re-registered after quarantine: someone fixed it; a fresh budget.
-      agent.record.recovery_attempts = 0;
-      set_state(agent, agent_state::dead);
-    }
+    if (agent.record.state == agent_state::quarantined) release_quarantine(*slot, "it registered again");
     // A recovery ends in the episode that attempted it, before the agent joins a new one.
     agent_alive(*slot);
     if (!message.header.episode.empty()) join_episode(*slot, message.header.episode);
@@ -931,15 +1068,24 @@ struct engine::impl {
     // The old process of an agent under recovery winds down (a supervisor stopped it to
     // restart it): keep the agent and its attempt count for the new process to pick up.
     if (agent.record.state == agent_state::recovering) return;
+    remove_agent(*slot);
+  }
+
+  void remove_agent(std::uint32_t slot) {
+    auto& agent = agents[slot];
     auto& hosted = nodes[agent.node].agents;
-    hosted.erase(std::remove(hosted.begin(), hosted.end(), *slot), hosted.end());
-    if (needs_attention(agent)) --nodes[agent.node].attention;
-    leave_pool(*slot);
+    hosted.erase(std::remove(hosted.begin(), hosted.end(), slot), hosted.end());
+    if (needs_attention(agent)) {
+      RRH_ASSERT(nodes[agent.node].attention > 0);
+      --nodes[agent.node].attention;
+    }
+    leave_pool(slot);
     cancel_command(agent.recover_command);
     const auto episode_id = agent.record.episode;
-    if (auto* episode = episode_of(agent)) episode->agents.erase(*slot);
-    agents.erase(data.agent);
-    out->agents_removed.push_back(data.agent);
+    const auto id = agent.record.agent;
+    if (auto* episode = episode_of(agent)) episode->agents.erase(slot);
+    agents.erase(id);
+    out->agents_removed.push_back(id);
     if (const auto episode_slot_index = episodes.find(episode_id)) {
       auto& episode = episodes[*episode_slot_index];
       if (episode.record.state == episode_state::shutting_down && episode.agents.empty()) {
@@ -1049,13 +1195,14 @@ struct engine::impl {
   // An episode may tune how its own tasks and agents are treated, not what is shared by
   // the whole fleet (failure detection runs per node, pacing and limits per processor).
   expected<resilience_config> episode_overrides(const settings& overrides) const {
-    static constexpr std::array<std::string_view, 16> fleet_wide = {
+    static constexpr std::array<std::string_view, 21> fleet_wide = {
         "failure_detector",           "phi_suspect_threshold",  "phi_threshold",
         "acceptable_pause",           "min_std_deviation",      "missed_heartbeats_suspect",
         "missed_heartbeats_dead",     "recovery_rate_per_s",    "recovery_burst",
         "command_retransmit_initial", "command_retransmit_max", "max_agents",
         "max_nodes",                  "max_pending_commands",   "max_episodes",
-        "jitter_seed"};
+        "jitter_seed",                "max_tasks",              "node_retention",
+        "disruption_threshold",       "disruption_recovery_rate_per_s", "disruption_min_nodes"};
     for (const auto& [key, value] : overrides) {
       if (std::find(fleet_wide.begin(), fleet_wide.end(), key) != fleet_wide.end()) {
         return make_error(errc::config, key + ": applies to the whole fleet; set it in the processor's configuration");
@@ -1162,21 +1309,31 @@ struct engine::impl {
                                            const std::string& episode) {
     if (auto slot = tasks.find(task_id)) return slot;
     const auto owner = agents.find(agent_id);
-    if (owner) {
-      auto& agent = agents[*owner];
-      if (agent.tasks >= config_of(agent).max_tasks_per_agent) {
-        raise_limit_alert("limit.tasks_per_agent",
-                          "agent '" + agent_id + "' has too many unfinished tasks; '" + task_id + "' not tracked");
-        return std::nullopt;
-      }
-      ++agent.tasks;
+    if (!owner) {
+      // Nothing could act on it (no node to retry on, no pool), and ids nobody registered
+      // would fill the table: refused, counted and alerted (throttled).
+      ++counters.events_refused;
+      raise_limit_alert("task.unknown_agent", "task events of agents that never registered are refused; '" + task_id +
+                                                  "' names agent '" + agent_id + "'");
+      return std::nullopt;
     }
+    auto& agent = agents[*owner];
+    if (agent.tasks >= config_of(agent).max_tasks_per_agent) {
+      raise_limit_alert("limit.tasks_per_agent",
+                        "agent '" + agent_id + "' has too many unfinished tasks; '" + task_id + "' not tracked");
+      return std::nullopt;
+    }
+    if (tasks.size() >= base->max_tasks) {
+      raise_limit_alert("limit.tasks", "task limit (max_tasks) reached; '" + task_id + "' not tracked");
+      return std::nullopt;
+    }
+    ++agent.tasks;
     const auto slot = tasks.insert(task_id);
     auto& task = tasks[slot];
     task.record.task = task_id;
     task.record.agent = agent_id;
     task.record.episode = episode;
-    task.owner = owner ? *owner : no_slot;
+    task.owner = *owner;
     return slot;
   }
 
@@ -1403,6 +1560,12 @@ struct engine::impl {
     pending.erase(found);
     out->commands_removed.push_back(ack.command_id);
     ++counters.commands_acked;
+    if (const auto* recover = std::get_if<commands::agent_recover>(&message.body)) {
+      // A `stale` refusal: the target runs a newer incarnation than the one judged dead.
+      if (const auto slot = agents.find(recover->agent); slot && agents[*slot].recover_command == ack.command_id) {
+        agents[*slot].recover_delivered = ack.accepted || ack.reason != stale_refusal;
+      }
+    }
     if (ack.accepted) return;
     ++counters.commands_refused;
     if (const auto* retry = std::get_if<commands::task_retry>(&message.body)) {
@@ -1432,8 +1595,10 @@ struct engine::impl {
     // A node judged dead may only be unreachable for a while (a broker outage, a
     // partition) and may already have run the command: it is given up on only after it
     // has been dead for recovery_timeout, so a retry is not run twice on a blip.
-    const bool gone = node_slot_index && nodes[*node_slot_index].dead &&
-                      now >= nodes[*node_slot_index].dead_since_ms + base->recovery_timeout_ms;
+    // A node forgotten (node_retention) is gone as well.
+    const bool gone = !node_slot_index ? std::holds_alternative<commands::task_retry>(entry.message.body)
+                                       : nodes[*node_slot_index].dead &&
+                                             now >= nodes[*node_slot_index].dead_since_ms + base->recovery_timeout_ms;
     if (gone) {
       // The target is gone: a retry goes back to scheduling (to its pool); a recovery is
       // judged by its own timeout; anything else is dropped with an alert.
@@ -1728,6 +1893,11 @@ struct engine::impl {
   // A timer fires when its entity still lives and has not moved on since it was
   // scheduled (lazy cancellation: see the generations in the slots).
   void fire(const timer& due) {
+    if (blind && judges_silence(due.kind)) {
+      held.push_back(due);
+      ++counters.timers_held;
+      return;
+    }
     const auto slot = static_cast<std::uint32_t>(due.key);
     const auto fire_if = [&](bool current, auto&& handle) {
       if (!current) return;
@@ -1767,7 +1937,41 @@ struct engine::impl {
                        [&] { end_episode(slot, "aborted"); });
       case timer_kind::command_resend:
         return fire_if(true, [&] { on_command_resend(due.key, due.generation); });
+      case timer_kind::node_forget:
+        return fire_if(nodes[slot].live && nodes[slot].generation == due.generation && nodes[slot].dead,
+                       [&] { forget_node(slot); });
     }
+  }
+
+  // ---- the processor's own sight ------------------------------------------------------------
+  // A processor that could not run (a stall: a VM pause, a long swap-in), could not hear
+  // the bus (its echo did not come back) or could not store must not judge the fleet by
+  // the silence it did not hear. While blind, timers that judge silence are held; on
+  // regaining sight every node gets a fresh detection window (as after a restart) and the
+  // held timers fire late by as long as the blindness lasted. A node that really died
+  // meanwhile is declared dead within its normal bound after that.
+
+  void lose_sight(time_ms since) {
+    if (blind) return;
+    blind = true;
+    blind_since_ms = std::min(since, now);
+    ++counters.blind_spells;
+  }
+
+  void regain_sight() {
+    if (!blind) return;
+    blind = false;
+    const time_ms blind_ms = now - blind_since_ms;
+    nodes.for_each_index([&](std::uint32_t slot) {
+      start_detection(slot, std::max<std::uint64_t>(nodes[slot].record.heartbeat_interval_ms, 1));
+    });
+    for (auto due : held) {
+      if (due.kind == timer_kind::node_check) continue;  // the fresh windows replace them
+      due.due = std::max(now, due.due + blind_ms);
+      timers.push(due);
+    }
+    held.clear();
+    drain_recovery_queue();
   }
 
   // ---- restore ----------------------------------------------------------------------------
@@ -1897,6 +2101,24 @@ void engine::on_events(std::span<const event> batch, time_ms now, effects& out) 
   impl_->counters.events_loaded_ahead += count;
   impl_->out = nullptr;
 }
+
+void engine::lose_sight(time_ms since, time_ms now) {
+  impl_->now = std::max(impl_->now, now);
+  impl_->lose_sight(since);
+}
+
+void engine::regain_sight(time_ms now, effects& out) {
+  impl_->now = std::max(impl_->now, now);
+  impl_->out = &out;
+  impl_->regain_sight();
+  impl_->on_tick();
+  impl_->out = nullptr;
+}
+
+bool engine::blind() const noexcept { return impl_->blind; }
+bool engine::disrupted() const noexcept { return impl_->disrupted; }
+std::size_t engine::silent_node_count() const noexcept { return impl_->silent_nodes; }
+std::size_t engine::node_count() const noexcept { return impl_->nodes.size(); }
 
 void engine::on_tick(time_ms now, effects& out) {
   impl_->now = std::max(impl_->now, now);

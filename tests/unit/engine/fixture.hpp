@@ -179,6 +179,23 @@ class engine_fixture {
     absorb(out);
   }
 
+  /// Moves the clock without firing anything: the processor was not running (a stall).
+  void stall(time_ms by_ms) { now_ += by_ms; }
+
+  /// Applies `batch` in one engine call, as the shell applies what it drained.
+  void deliver_batch(const std::vector<event>& batch) {
+    effects out;
+    engine_.on_events(batch, now_, out);
+    absorb(out);
+  }
+
+  void lose_sight(time_ms since) { engine_.lose_sight(since, now_); }
+  void regain_sight() {
+    effects out;
+    engine_.regain_sight(now_, out);
+    absorb(out);
+  }
+
   /// Moves the clock to `until_ms`, firing every timer at its own due time on the way,
   /// as the shell does when it sleeps until next_deadline().
   void advance_to(time_ms until_ms) {

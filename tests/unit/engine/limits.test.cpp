@@ -100,6 +100,52 @@ TEST_CASE("limits are enforced with an alert", "[engine][limits]") {
   }
 }
 
+namespace {
+
+// A failed task whose agent has left since: no probes of it, and nobody to run its retry.
+void orphan_task(engine_fixture& fixture) {
+  fixture.register_agent("n1", "gone");
+  fixture.fail_task("n1", "t1", "gone");
+  fixture.unregister_agent("n1", "gone");
+}
+
+}  // namespace
+
+TEST_CASE("task events of agents that never registered are refused", "[engine][limits]") {
+  auto config = quiet_config();
+  config.acceptable_pause_ms = 86'400'000;
+  engine_fixture fixture(config);
+  fixture.register_agent("n1", "a1");
+  for (int task = 0; task < 1000; ++task) fixture.start_task("n1", "t" + std::to_string(task), "ghost");
+  fixture.fail_task("n1", "t-failed", "ghost");
+  REQUIRE(fixture.subject().task_count() == 0);
+  REQUIRE(fixture.subject().stats().events_refused == 1001);
+  // Applied and acked (the sender's outbox empties), alerted once a minute.
+  REQUIRE(fixture.last_ack("n1")->seq == 1002);
+  REQUIRE(fixture.alerts("task.unknown_agent").size() == 1);
+  fixture.start_task("n1", "t-known", "a1");
+  REQUIRE(fixture.subject().task("t-known") != nullptr);
+}
+
+TEST_CASE("max_tasks bounds the tasks of all agents together", "[engine][limits]") {
+  auto config = quiet_config();
+  config.acceptable_pause_ms = 86'400'000;
+  config.max_tasks = 3;
+  engine_fixture fixture(config);
+  fixture.register_agent("n1", "a1");
+  fixture.register_agent("n2", "a2");
+  fixture.start_task("n1", "t1", "a1");
+  fixture.start_task("n1", "t2", "a1");
+  fixture.start_task("n2", "t3", "a2");
+  fixture.start_task("n2", "t4", "a2");
+  REQUIRE(fixture.subject().task_count() == 3);
+  REQUIRE(fixture.subject().task("t4") == nullptr);
+  REQUIRE(fixture.alerts("limit.tasks").size() == 1);
+  fixture.succeed_task("n1", "t1", "a1");
+  fixture.start_task("n2", "t4", "a2");
+  REQUIRE(fixture.subject().task("t4") != nullptr);
+}
+
 TEST_CASE("timers: the shell sleeps until next_deadline", "[engine][timers]") {
   auto config = quiet_config();
   config.retry_backoff = backoff_policy::fixed;
@@ -113,7 +159,7 @@ TEST_CASE("timers: the shell sleeps until next_deadline", "[engine][timers]") {
   }
 
   SECTION("next_deadline is the earliest pending timer") {
-    fixture.fail_task("n1", "t1", "ghost");  // an agent the engine never saw: no probes
+    orphan_task(fixture);
     const auto failed_ms = fixture.now();
     REQUIRE(fixture.subject().next_deadline() == failed_ms + 5000);
     fixture.advance_to(failed_ms + 5000);
@@ -123,7 +169,7 @@ TEST_CASE("timers: the shell sleeps until next_deadline", "[engine][timers]") {
   }
 
   SECTION("on_tick with nothing due changes nothing") {
-    fixture.fail_task("n1", "t1", "ghost");
+    orphan_task(fixture);
     const auto deadline = *fixture.subject().next_deadline();
     const auto timers = fixture.subject().timer_count();
     const auto fired = fixture.subject().stats().timers_fired;
@@ -140,7 +186,7 @@ TEST_CASE("timers: the shell sleeps until next_deadline", "[engine][timers]") {
   }
 
   SECTION("time never runs backwards: an earlier now is treated as the latest seen") {
-    fixture.fail_task("n1", "t1", "ghost");
+    orphan_task(fixture);
     const auto failed_ms = fixture.now();
     effects out;
     fixture.subject().on_tick(failed_ms + 5000, out);

@@ -64,10 +64,17 @@ TEST_CASE("dead agents are recovered within their budget", "[engine][recovery]")
     REQUIRE(recovers[0].message.node == "launcher-1");
   }
 
-  SECTION("unconfirmed recoveries repeat after recovery_cooldown, then quarantine with an alert") {
-    fixture.register_agent("n1", "a1");
+  SECTION("recoveries carried out without the agent's return repeat after recovery_cooldown, then quarantine") {
+    fixture.register_agent("n1", "a1", "", "launcher-1");
     const auto dead_ms = silence_node(fixture);
-    fixture.advance(10 * 60'000);
+    // The supervisor accepts each recovery (it restarts the process), but the agent never
+    // comes back.
+    for (int second = 0; second < 10 * 60; ++second) {
+      for (const auto& sent : fixture.commands_of<commands::agent_recover>()) {
+        if (fixture.subject().pending(sent.message.id) != nullptr) fixture.ack_command("launcher-1", sent.message.id);
+      }
+      fixture.advance(1000);
+    }
     REQUIRE(recover_times(fixture) == std::vector<time_ms>{dead_ms, dead_ms + 60'000, dead_ms + 120'000});
     std::vector<std::uint64_t> attempts;
     for (const auto& sent : fixture.commands_of<commands::agent_recover>()) {
@@ -81,6 +88,21 @@ TEST_CASE("dead agents are recovered within their budget", "[engine][recovery]")
     REQUIRE(alerts.size() == 1);
     REQUIRE(alerts[0].severity == "critical");
     REQUIRE(alerts[0].agent == "a1");
+  }
+
+  SECTION("recoveries that reach nobody are not charged: an unreachable agent is never quarantined") {
+    fixture.register_agent("n1", "a1");
+    const auto dead_ms = silence_node(fixture);
+    fixture.advance(10 * 60'000);
+    const auto times = recover_times(fixture);
+    REQUIRE(times.size() >= 5);
+    REQUIRE(times[0] == dead_ms);
+    for (const auto& sent : fixture.commands_of<commands::agent_recover>()) {
+      REQUIRE(body_of<commands::agent_recover>(sent).attempt == 1);
+    }
+    REQUIRE(fixture.state_of("a1") != agent_state::quarantined);
+    REQUIRE(fixture.events_of<events::agent_quarantined>().empty());
+    REQUIRE(fixture.subject().stats().recoveries_undelivered >= 4);
   }
 
   SECTION("a recovery_timeout longer than the cooldown sets the pace of attempts") {
@@ -138,16 +160,30 @@ TEST_CASE("dead agents are recovered within their budget", "[engine][recovery]")
     REQUIRE(fixture.state_of("a1") == agent_state::recovering);
   }
 
-  SECTION("a quarantined agent that registers again gets a fresh budget") {
-    fixture.register_agent("n1", "a1");
+  SECTION("a quarantined agent that lives again gets a fresh budget") {
+    fixture.register_agent("n1", "a1", "", "launcher-1");
     silence_node(fixture);
-    fixture.advance(10 * 60'000);
+    for (int second = 0; second < 10 * 60; ++second) {
+      for (const auto& sent : fixture.commands_of<commands::agent_recover>()) {
+        if (fixture.subject().pending(sent.message.id) != nullptr) fixture.ack_command("launcher-1", sent.message.id);
+      }
+      fixture.advance(1000);
+    }
     REQUIRE(fixture.state_of("a1") == agent_state::quarantined);
-    // Heartbeats from a quarantined agent change nothing.
+    // A hung agent's heartbeats (its watchdog lapsed) keep it quarantined ...
+    fixture.node("n1").stale_agents = {"a1"};
     fixture.heartbeat("n1");
     REQUIRE(fixture.state_of("a1") == agent_state::quarantined);
+    fixture.node("n1").stale_agents.clear();
 
-    fixture.register_agent("n1", "a1");
+    SECTION("a heartbeat that lists it alive: never left quarantined") {
+      fixture.heartbeat("n1");
+      REQUIRE(fixture.state_of("a1") == agent_state::healthy);
+      REQUIRE(fixture.subject().agent("a1")->recovery_attempts == 0);
+      REQUIRE(fixture.alerts("agent.released").size() == 1);
+    }
+
+    fixture.register_agent("n1", "a1", "", "launcher-1");
     REQUIRE(fixture.state_of("a1") == agent_state::healthy);
     REQUIRE(fixture.subject().agent("a1")->recovery_attempts == 0);
     fixture.clear_log();

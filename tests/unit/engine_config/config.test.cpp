@@ -76,13 +76,18 @@ settings every_key_changed() {
       {"recovery_rate_per_s", 2.5},
       {"recovery_burst", std::int64_t{10}},
       {"recovery_reset_after", std::string("15m")},
+      {"disruption_threshold", 0.7},
+      {"disruption_recovery_rate_per_s", 0.01},
+      {"disruption_min_nodes", std::int64_t{25}},
       {"command_retransmit_initial", std::string("500ms")},
       {"command_retransmit_max", std::int64_t{10}},
       {"max_agents", std::int64_t{1000}},
       {"max_nodes", std::int64_t{50}},
       {"max_tasks_per_agent", std::int64_t{20}},
+      {"max_tasks", std::int64_t{5000}},
       {"max_pending_commands", std::int64_t{3000}},
       {"max_episodes", std::int64_t{4}},
+      {"node_retention", std::string("30m")},
       {"jitter_seed", std::int64_t{424242}},
   };
 }

@@ -78,6 +78,15 @@ struct resilience_config {
   std::uint64_t recovery_burst = 50;           ///< recoveries allowed at once before pacing applies
   std::uint64_t recovery_reset_after_ms = 600'000;  ///< healthy this long resets an agent's attempts
 
+  // --- Disruption guard (Kubernetes' zone disruption modes) -------------------------------
+  /// More than this share of the known nodes silent at once: the fleet is disrupted (the
+  /// cause is more likely the network or rrh than the nodes) and recoveries slow down.
+  double disruption_threshold = 0.55;
+  /// Pace of recoveries while the fleet is disrupted; 0 pauses them.
+  double disruption_recovery_rate_per_s = 0.0;
+  /// Fleets of fewer nodes are judged node by node, never as disrupted.
+  std::uint64_t disruption_min_nodes = 10;
+
   // --- Command delivery ------------------------------------------------------------------
   std::uint64_t command_retransmit_initial_ms = 1000;
   std::uint64_t command_retransmit_max_ms = 30'000;
@@ -86,8 +95,12 @@ struct resilience_config {
   std::uint64_t max_agents = 2'000'000;
   std::uint64_t max_nodes = 100'000;
   std::uint64_t max_tasks_per_agent = 10'000;   ///< tracked (unfinished) tasks per agent
+  std::uint64_t max_tasks = 1'000'000;          ///< tracked (unfinished) tasks in all
   std::uint64_t max_pending_commands = 1'000'000;
   std::uint64_t max_episodes = 100'000;
+  /// A node dead (or gone) this long is forgotten with its agents, so that the node table
+  /// empties again; 0 = never.
+  std::uint64_t node_retention_ms = 3'600'000;
 
   std::uint64_t jitter_seed = 1;  ///< seed of the jitter generator, for reproducible runs
 

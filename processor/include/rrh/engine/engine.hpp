@@ -61,6 +61,12 @@ struct engine_stats {
   std::uint64_t limit_rejections = 0;
   std::uint64_t timers_fired = 0;
   std::uint64_t events_loaded_ahead = 0;  ///< applied by on_events with their records loaded ahead
+  std::uint64_t events_refused = 0;       ///< task events naming an agent that is not registered
+  std::uint64_t blind_spells = 0;         ///< times the processor lost sight of the bus (lose_sight)
+  std::uint64_t timers_held = 0;          ///< judging timers held while blind
+  std::uint64_t disruptions = 0;          ///< times the fleet was judged disrupted
+  std::uint64_t recoveries_undelivered = 0;  ///< recoveries timed out unacked: not charged
+  std::uint64_t nodes_forgotten = 0;      ///< nodes dead for node_retention, removed
 };
 
 /// Everything the store holds, for a restart.
@@ -94,6 +100,22 @@ class engine {
 
   /// Fires every timer due at or before `now`.
   void on_tick(time_ms now, effects& out);
+
+  /// The processor could not see the bus from `since` on: its own loop stalled, its echo
+  /// did not come back, or its store refused commits. Until regain_sight, nobody is
+  /// judged by silence: timers that would declare a node dead or suspect, time a task out,
+  /// resend a command or send a recovery are held. Events are still applied (a backlog's
+  /// heartbeats revive whoever they name).
+  void lose_sight(time_ms since, time_ms now);
+  /// Sight is back: every node gets a fresh detection window starting at `now` (as after a
+  /// restart), and the held timers fire late by as long as the blindness lasted.
+  void regain_sight(time_ms now, effects& out);
+  bool blind() const noexcept;
+  /// More than disruption_threshold of the known nodes silent at once: recoveries are paced
+  /// by disruption_recovery_rate_per_s (0: paused) until the fleet answers again.
+  bool disrupted() const noexcept;
+  std::size_t silent_node_count() const noexcept;
+  std::size_t node_count() const noexcept;
 
   /// The earliest pending timer, if any: the shell sleeps until then.
   std::optional<time_ms> next_deadline() const;
