@@ -1,5 +1,6 @@
 // shim_config from YAML and from the environment. One table lists every key once, with
 // its environment variable and its parser, so the two sources can never drift apart.
+#include <unistd.h>
 #include <yaml-cpp/yaml.h>
 
 #include <charconv>
@@ -58,6 +59,9 @@ status parse_security(shim_config& config, const std::string& key, const std::st
   config.security = parsed.value();
   return ok();
 }
+
+/// Not in config_keys(): an incarnation is per start, so it has no YAML key.
+constexpr const char* incarnation_variable = "RRH_INCARNATION";
 
 struct config_key {
   const char* name;
@@ -145,6 +149,15 @@ expected<shim_config> shim_config::from_environment(shim_config base) {
     if (value == nullptr) continue;
     if (auto assigned = key.assign(base, key.environment, value); !assigned) {
       return assigned.error();
+    }
+  }
+  // The supervisor sets RRH_INCARNATION for the process it starts, which leads a process
+  // group of its own; what that process starts inherits the variable but not the group
+  // leadership, and must not reuse the incarnation.
+  if (const char* value = std::getenv(incarnation_variable);
+      value != nullptr && *value != '\0' && ::getpgrp() == ::getpid()) {
+    if (auto parsed = parse_unsigned(incarnation_variable, value, base.incarnation); !parsed) {
+      return parsed.error();
     }
   }
   return base;

@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <atomic>
 #include <chrono>
 #include <fstream>
 #include <random>
@@ -44,6 +45,12 @@ std::uint64_t new_incarnation() {
   while (value == 0) value = generator();
   // Keep it within 2^53 so that JSON readers (JavaScript) hold it exactly.
   return (value & ((std::uint64_t{1} << 53) - 1)) | 1;
+}
+
+std::uint64_t start_incarnation(std::uint64_t chosen) {
+  static std::atomic<bool> chosen_taken{false};
+  if (chosen != 0 && !chosen_taken.exchange(true)) return chosen;
+  return new_incarnation();
 }
 
 }  // namespace rrh::shim_detail

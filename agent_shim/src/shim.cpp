@@ -27,6 +27,7 @@
 #include "rrh/codec.hpp"
 #include "rrh/log.hpp"
 #include "rrh/zmq_util.hpp"
+#include "stale_recover.hpp"
 
 namespace rrh {
 namespace {
@@ -64,7 +65,7 @@ struct shim::impl {
   impl(shim_config configuration, const clock& time)
       : config(std::move(configuration)),
         time_source(time),
-        incarnation(shim_detail::new_incarnation()),
+        incarnation(shim_detail::start_incarnation(config.incarnation)),
         pending(shim_detail::outbox::limits{config.outbox_capacity,
                                             mono_ms(config.retransmit_initial_ms),
                                             mono_ms(config.retransmit_max_ms),
@@ -407,12 +408,17 @@ struct shim::impl {
   command_result dispatch(const command& message, const command_handler& handler) {
     const auto kind = kind_name(message.body);
     const auto agent = subject_agent(message.body);
-    const bool for_supervisor = std::holds_alternative<commands::agent_recover>(message.body);
-    if (!agent.empty() && !for_supervisor) {
+    const auto* recover = std::get_if<commands::agent_recover>(&message.body);
+    if (!agent.empty()) {
       const std::lock_guard lock(mutex);
-      if (agents.find(agent) == agents.end()) {
+      const bool hosted = agents.find(agent) != agents.end();
+      // A recover for an agent hosted elsewhere goes to the supervisor's handler.
+      if (!hosted && recover == nullptr) {
         return command_result::refuse("agent '" + std::string(agent) + "' is not hosted by node '" +
                                       config.node_id + "'");
+      }
+      if (recover != nullptr && shim_detail::is_stale_recover(*recover, hosted, incarnation)) {
+        return command_result::refuse(std::string(refused_stale));
       }
     }
     if (!handler) {
@@ -464,6 +470,8 @@ shim::~shim() {
 const std::string& shim::node_id() const { return impl_->config.node_id; }
 
 std::uint64_t shim::incarnation() const { return impl_->incarnation; }
+
+std::uint64_t new_incarnation() { return shim_detail::new_incarnation(); }
 
 std::string shim::episode() const {
   const std::lock_guard lock(impl_->mutex);

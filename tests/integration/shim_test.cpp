@@ -215,6 +215,54 @@ TEST_CASE("commands without a handler or for a foreign agent are refused", "[shi
   }
 }
 
+TEST_CASE("a recover of a hosted agent naming another incarnation is refused as stale",
+          "[shim][integration]") {
+  rrh::test::broker_process broker;
+  rrh::test::sockets context;
+  rrh::test::bus_peer peer(context, broker.events_out, broker.commands_in);
+  peer.auto_ack = true;
+  rrh::shim node(config_for(broker, "node-r"));
+  REQUIRE(node.register_agent("agent-r"));
+  std::atomic<int> handled{0};
+  node.set_handler("agent.recover", [&](const rrh::command&) {
+    ++handled;
+    return rrh::command_result::accept();
+  });
+  rrh::command recover;
+  recover.node = "node-r";
+
+  SECTION("an earlier incarnation: the handler never runs") {
+    recover.id = 11;
+    recover.body = rrh::commands::agent_recover{
+        .agent = "agent-r", .attempt = 1, .incarnation = node.incarnation() + 2};
+    REQUIRE(deliver(peer, recover));
+    const auto ack = peer.acks_of(11).front();
+    CHECK_FALSE(ack.accepted);
+    CHECK(ack.reason == rrh::refused_stale);
+    CHECK(handled == 0);
+  }
+  SECTION("the current incarnation, or none, reaches the handler") {
+    recover.id = 12;
+    recover.body = rrh::commands::agent_recover{
+        .agent = "agent-r", .attempt = 1, .incarnation = node.incarnation()};
+    REQUIRE(deliver(peer, recover));
+    CHECK(peer.acks_of(12).front().accepted);
+    recover.id = 13;
+    recover.body = rrh::commands::agent_recover{"agent-r", 2};
+    REQUIRE(deliver(peer, recover));
+    CHECK(peer.acks_of(13).front().accepted);
+    CHECK(handled == 2);
+  }
+  SECTION("an agent hosted elsewhere: the supervisor's handler judges") {
+    recover.id = 14;
+    recover.body =
+        rrh::commands::agent_recover{.agent = "agent-supervised", .attempt = 1, .incarnation = 77};
+    REQUIRE(deliver(peer, recover));
+    CHECK(peer.acks_of(14).front().accepted);
+    CHECK(handled == 1);
+  }
+}
+
 TEST_CASE("a probe is answered with probe.reply carrying the command id", "[shim][integration]") {
   rrh::test::broker_process broker;
   rrh::test::sockets context;

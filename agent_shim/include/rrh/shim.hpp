@@ -50,6 +50,13 @@ struct shim_config {
   bus_security security = bus_security::none;
   std::string curve_secret_key_file;  ///< RRH_CURVE_SECRET_KEY_FILE: this node's secret key
   std::string curve_server_key_file;  ///< RRH_CURVE_SERVER_KEY_FILE: the broker's public key
+  /// RRH_INCARNATION: this start's incarnation, chosen by the supervisor that started the
+  /// process (rrh-launch), so that it can tell a recover of an earlier start from one of
+  /// this start. 0: a fresh random one (the default). Never a YAML key: a file would give
+  /// every start the same one. Read from the environment only by a process that leads its
+  /// own process group (the supervisor's direct child), and taken by the first shim of a
+  /// process only: a second shim, or a process the child starts, draws a fresh one.
+  std::uint64_t incarnation = 0;
 
   /// Reads a YAML file whose keys are the field names above (all optional); unknown keys
   /// are an error that names the key.
@@ -63,6 +70,10 @@ struct shim_config {
   /// constructor calls it.
   status validate() const;
 };
+
+/// A fresh incarnation: random, non-zero, below 2^53 (exact in JSON readers). For a
+/// supervisor that chooses its child's incarnation (shim_config::incarnation).
+std::uint64_t new_incarnation();
 
 /// How an agent registers.
 struct agent_options {
