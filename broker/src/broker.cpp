@@ -364,6 +364,13 @@ void broker::publish_command_copy(std::string_view target, std::string_view kind
 
 void broker::report_undeliverable(std::string_view target, std::string_view kind,
                                   const zmq::message_t& body, std::string_view reason) {
+  // An ack is untracked (id 0, never acked, never retransmitted by the processor): a
+  // report of it would tell the processor nothing, and a node that is gone while its
+  // events still arrive would make one report per event.
+  if (kind == commands::ack::kind_name) {
+    ++stats_.acks_undeliverable;
+    return;
+  }
   ++stats_.commands_undeliverable;
   events::command_undeliverable notice;
   notice.target = std::string(target);

@@ -64,7 +64,10 @@ struct stats {
   std::uint64_t events_forwarded = 0;         ///< messages moved XSUB → XPUB
   std::uint64_t subscriptions_forwarded = 0;  ///< subscribe/unsubscribe messages XPUB → XSUB
   std::uint64_t commands_relayed = 0;         ///< commands handed to a connected shim
-  std::uint64_t commands_undeliverable = 0;   ///< commands whose target was absent or full
+  std::uint64_t commands_undeliverable = 0;   ///< reported commands whose target was absent or full
+  /// `ack` commands whose target was absent or full: counted, never reported, since the
+  /// node's next retransmission brings the processor's next ack anyway.
+  std::uint64_t acks_undeliverable = 0;
   std::uint64_t malformed = 0;                ///< bad input dropped (frames, ids, sizes, bodies)
   std::uint64_t ignored = 0;                  ///< messages shims sent to commands-out
   std::uint64_t socket_errors = 0;            ///< unexpected zmq errors survived by the loop

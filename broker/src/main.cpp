@@ -118,11 +118,12 @@ int main(int argc, char** argv) {
   }
   spdlog::info(
       "stopped: events forwarded={} subscriptions forwarded={} commands relayed={} "
-      "undeliverable={} malformed={} ignored={} socket errors={} hellos={} hellos refused={} "
-      "connections authenticated={} refused={}",
+      "undeliverable={} undeliverable acks={} malformed={} ignored={} socket errors={} hellos={} "
+      "hellos refused={} connections authenticated={} refused={}",
       final_stats.events_forwarded, final_stats.subscriptions_forwarded,
-      final_stats.commands_relayed, final_stats.commands_undeliverable, final_stats.malformed,
-      final_stats.ignored, final_stats.socket_errors, final_stats.hellos, final_stats.hellos_refused,
+      final_stats.commands_relayed, final_stats.commands_undeliverable,
+      final_stats.acks_undeliverable, final_stats.malformed, final_stats.ignored,
+      final_stats.socket_errors, final_stats.hellos, final_stats.hellos_refused,
       final_auth.accepted, final_auth.refused);
   return 0;
 }

@@ -197,6 +197,52 @@ TEST_CASE("a command for a node that is not connected produces command.undeliver
   CHECK(stop_broker(broker) == 0);
 }
 
+TEST_CASE("an undeliverable ack is counted, not reported, and a tracked command still is",
+          "[broker]") {
+  broker_process broker;
+  sockets zmq_sockets;
+  auto monitor = zmq_sockets.make(zmq::socket_type::sub);
+  monitor.set(zmq::sockopt::subscribe, "command.undeliverable");
+  monitor.connect(broker.events_out);
+  auto processor = zmq_sockets.make(zmq::socket_type::push);
+  processor.connect(broker.commands_in);
+
+  rrh::command ack;
+  ack.node = "ghost";
+  ack.body = rrh::commands::ack{.incarnation = 42, .seq = 9};
+  const auto ack_body = bytes_of(rrh::encode(ack));
+  // Each round sends acks first, then one tracked command: PUSH keeps their order, so
+  // once the command's report is seen every ack before it was judged too.
+  std::uint64_t acks_sent = 0;
+  std::size_t reports_of_acks = 0;
+  bool saw_retry = false;
+  REQUIRE(wait_until([&] {
+    for (int index = 0; index < 10; ++index, ++acks_sent)
+      send_parts(processor, {"ghost", "ack", ack_body});
+    send_parts(processor, {"ghost", "task.retry", retry_command(7, "ghost")});
+    while (auto notice = try_receive(monitor)) {
+      auto decoded = rrh::decode_event(notice->back().data(), notice->back().size());
+      REQUIRE(decoded.has_value());
+      const auto& body = std::get<rrh::events::command_undeliverable>(decoded->body);
+      if (body.command_kind == "ack") ++reports_of_acks;
+      if (body.command_kind == "task.retry" && body.command_id == 7) saw_retry = true;
+    }
+    return saw_retry;
+  }));
+  CHECK(reports_of_acks == 0);
+  CHECK(stop_broker(broker) == 0);
+  const auto stats = broker.process().wait_line("stopped:", rrh::test::wait_deadline_default);
+  REQUIRE(stats.has_value());
+  CAPTURE(*stats, acks_sent);
+  // Counted: at least the acks of the round whose command report was seen (those of
+  // earlier rounds may have been sent before the PUSH connected).
+  const auto counter_at = stats->find("undeliverable acks=");
+  REQUIRE(counter_at != std::string::npos);
+  const auto counted = std::stoull(stats->substr(counter_at + std::string("undeliverable acks=").size()));
+  CHECK(counted >= 10);
+  CHECK(counted <= acks_sent);
+}
+
 TEST_CASE("malformed command input is dropped and counted, and the broker keeps working",
           "[broker]") {
   broker_process broker;
