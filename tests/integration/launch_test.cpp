@@ -154,6 +154,53 @@ TEST_CASE("rrh-launch reports a killed child at once and restarts it on agent.re
   }
 }
 
+TEST_CASE("rrh-launch refuses as stale a recover naming an earlier child's incarnation",
+          "[launch][integration]") {
+  stack bus("rrh-launch-stale");
+  auto launcher = bus.launch("stale-node", {});
+  REQUIRE(bus.wait_for([&] { return bus.incarnations_of("stale-node").size() == 1; }));
+  const auto first_incarnation = bus.incarnations_of("stale-node").front();
+  // The child's node took the incarnation the launcher chose for it.
+  CHECK(launcher->wait_line("incarnation " + std::to_string(first_incarnation) + "):", 5s));
+  REQUIRE(started_children(*launcher).size() == 1);
+
+  // The first child dies; the processor's recover replaces it with a new incarnation.
+  REQUIRE(::kill(started_children(*launcher).front(), SIGKILL) == 0);
+  REQUIRE(bus.wait_for([&] { return bus.incarnations_of("stale-node").size() == 2; }));
+  REQUIRE(bus.wait_for(
+      [&] { return bus.count_about<rrh::events::agent_recovered>("stale-node.a1") >= 1; }));
+  REQUIRE(started_children(*launcher).size() == 2);
+  const pid_t second_child = started_children(*launcher).back();
+
+  // A late recover for the first child (queued while the broker was paused, say), under
+  // an id of its own: the launcher must not restart the healthy second child for it.
+  rrh::test::sockets sockets;
+  auto processor_pipe = sockets.make(zmq::socket_type::push);
+  processor_pipe.connect(bus.broker.commands_in);
+  rrh::command late;
+  late.id = 9'000'001;
+  late.node = "stale-node.launcher";
+  late.ts_ms = 1'700'000'000'000;
+  late.body = rrh::commands::agent_recover{
+      .agent = "stale-node.a1", .attempt = 1, .incarnation = first_incarnation};
+  rrh::test::send_parts(processor_pipe, {late.node, std::string(rrh::kind_name(late.body)),
+                                         rrh::test::bytes_of(rrh::encode(late))});
+  std::optional<rrh::events::command_ack> answer;
+  REQUIRE(bus.wait_for([&] {
+    for (const auto& [entry, ack] : bus.recorder.events_of<rrh::events::command_ack>()) {
+      if (ack->command_id == late.id) answer = *ack;
+    }
+    return answer.has_value();
+  }));
+  CHECK_FALSE(answer->accepted);
+  CHECK(answer->reason == rrh::refused_stale);
+  // Deliberate bounded negative check: a restart would SIGTERM the child at once and start
+  // a third within its grace; a second without either is the evidence.
+  CHECK_FALSE(bus.wait_for(
+      [&] { return started_children(*launcher).size() > 2 || process_gone(second_child); }, 1s));
+  CHECK(bus.incarnations_of("stale-node").size() == 2);
+}
+
 TEST_CASE("rrh-launch stops restarting once the processor quarantines the agent", "[launch][integration]") {
   stack bus("rrh-launch-quarantine", {{"max_recovery_attempts", "3"},
                                       {"recovery_cooldown", std::to_string(recovery_cooldown_ms / 1000.0)}});

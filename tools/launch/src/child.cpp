@@ -79,6 +79,13 @@ std::vector<std::string> environment_with(const std::map<std::string, std::strin
   return result;
 }
 
+void set_variable(std::vector<std::string>& environment, const std::string& key,
+                  const std::string& value) {
+  const std::string prefix = key + "=";
+  std::erase_if(environment, [&](const std::string& entry) { return entry.starts_with(prefix); });
+  environment.push_back(prefix + value);
+}
+
 expected<pid_t> spawn(const child_spec& spec) {
   if (spec.arguments.empty()) return make_error(errc::invalid_argument, "no arguments (argv[0] missing)");
   std::vector<char*> argv;

@@ -37,6 +37,10 @@ expected<std::string> resolve_program(const std::string& name);
 /// This process's environment with `overrides` set (replacing entries of the same key).
 std::vector<std::string> environment_with(const std::map<std::string, std::string>& overrides);
 
+/// Sets `key` to `value` in `environment` ("KEY=VALUE" entries), replacing its entry.
+void set_variable(std::vector<std::string>& environment, const std::string& key,
+                  const std::string& value);
+
 /// Forks and execs `spec`. The child gets PR_SET_PDEATHSIG(SIGKILL), so it dies when the
 /// thread that forked it ends: call this from the main thread only, which lives as long
 /// as the launcher. The child's signal mask and SIGPIPE disposition are reset; stdout and

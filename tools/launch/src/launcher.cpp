@@ -97,9 +97,12 @@ int launcher::run() {
 command_result launcher::on_recover(const command& message) {
   const auto& recover = std::get<commands::agent_recover>(message.body);
   restart_gate::decision decided;
+  std::uint64_t current_incarnation = 0;
   {
     const std::lock_guard lock(mutex_);
-    decided = gate_.on_recover(recover.agent, message.id, recover.attempt, time_.now());
+    decided = gate_.on_recover(recover.agent, message.id, recover.attempt, recover.incarnation,
+                               time_.now());
+    current_incarnation = gate_.current_incarnation();
   }
   switch (decided.what) {
     case restart_gate::verdict::restart: {
@@ -116,13 +119,21 @@ command_result launcher::on_recover(const command& message) {
     case restart_gate::verdict::refused:
       break;
   }
-  spdlog::warn("command {} agent.recover {} attempt {} refused: {}", message.id, recover.agent,
-               recover.attempt, decided.reason);
+  spdlog::warn(
+      "command {} agent.recover {} attempt {} incarnation {} refused: {} (node {} runs incarnation "
+      "{})",
+      message.id, recover.agent, recover.attempt, recover.incarnation, decided.reason,
+      options_.node_id, current_incarnation);
   return command_result::refuse(decided.reason);
 }
 
 bool launcher::start_child(const std::string& why) {
-  auto spawned = spawn(options_.child);
+  // The launcher chooses each child's incarnation, so it knows which recovers name an
+  // earlier child (the child's shim takes RRH_INCARNATION: it leads its process group).
+  const auto incarnation = new_incarnation();
+  auto spec = options_.child;
+  set_variable(spec.environment, "RRH_INCARNATION", std::to_string(incarnation));
+  auto spawned = spawn(spec);
   if (!spawned) {
     spdlog::error("cannot start the child of node {} ({}): {}", options_.node_id, why,
                   spawned.error().detail);
@@ -142,8 +153,12 @@ bool launcher::start_child(const std::string& why) {
                   options_.check_interval_ms);
   }
   child_ = started;
-  spdlog::info("child pid={} started for node {} ({}, start {}): {}", started.pid, options_.node_id, why,
-               starts_, options_.child.program);
+  {
+    const std::lock_guard lock(mutex_);
+    gate_.child_started(incarnation);
+  }
+  spdlog::info("child pid={} started for node {} ({}, start {}, incarnation {}): {}", started.pid,
+               options_.node_id, why, starts_, incarnation, options_.child.program);
   return true;
 }
 

@@ -42,6 +42,7 @@ It is an rrh node itself (node id --launcher-id, default "<ID>.launcher") and ru
 COMMAND as its child with, in the child's environment:
   RRH_NODE_ID=ID  RRH_SUPERVISOR=<launcher id>
   RRH_EVENTS_ENDPOINT, RRH_COMMANDS_ENDPOINT  (the launcher's own endpoints)
+  RRH_INCARNATION  (new for every start: the incarnation the child's node takes)
 so the child's agents register with this launcher as their supervisor. Other RRH_*
 variables pass through unchanged. The child's stdout and stderr are the launcher's.
 
@@ -56,7 +57,13 @@ restarts on its own. A running (hung) child gets SIGTERM, then SIGKILL after --g
 then a new child starts, a new incarnation of node ID that registers its agents again.
 The recovers of one child's agents (one per agent) make one restart. A recover for an
 agent not listed with --agent (when any is), or during the launcher's stop, is refused
-with a reason. After a quarantine no recover comes: the launcher stays up, child down.
+with a reason. A recover that names the incarnation of an earlier child (one the
+processor judged dead before the child now running replaced it: queued while the broker
+was paused, or resent) is refused with reason "stale" and restarts nothing. The
+launcher does not see the child's heartbeats (it is no subscriber of the bus), so a
+recover naming the running child's incarnation is acted on: the processor judged that
+child dead, hung or silent. After a quarantine no recover comes: the launcher stays
+up, child down.
 
 Stopping: SIGTERM or SIGINT is forwarded to the child; after --grace-ms it is
 SIGKILLed; the launcher then exits 0. The child runs in a process group of its own and
@@ -94,6 +101,7 @@ int run(const options& settings) {
   rrh::shim_config config = loaded.value();
   config.node_id = settings.launcher_id.empty() ? default_launcher_id(settings.node_id) : settings.launcher_id;
   config.supervisor.clear();  // the launcher hosts no agents; RRH_SUPERVISOR is for its child
+  config.incarnation = 0;     // RRH_INCARNATION, when inherited, was meant for the launcher's child
   if (!settings.events_endpoint.empty()) config.events_endpoint = settings.events_endpoint;
   if (!settings.commands_endpoint.empty()) config.commands_endpoint = settings.commands_endpoint;
   if (settings.heartbeat_ms != 0) config.heartbeat_interval_ms = settings.heartbeat_ms;

@@ -8,14 +8,23 @@
 /// its agent has not been served by it yet. A second recover for an agent that the latest
 /// restart already served is a new failure (the processor's cooldown lies between the
 /// two), so it starts a new restart.
+///
+/// A recover that names an incarnation of the child that is over (the gate was told of
+/// each child's incarnation as it started) is stale: the processor judged an earlier
+/// child dead, and the child now running is its successor. It is refused instead of
+/// starting a restart of that successor. One that joins the restart under way (or just
+/// done, for an agent it did not serve yet) is accepted as before: that restart is the
+/// one it asked for.
 #include <algorithm>
 #include <cstdint>
+#include <deque>
 #include <optional>
 #include <set>
 #include <string>
 #include <vector>
 
 #include "rrh/clock.hpp"
+#include "rrh/protocol.hpp"
 
 namespace rrh::launch {
 
@@ -47,9 +56,15 @@ class restart_gate {
   restart_gate(std::vector<std::string> agents, mono_ms join_window)
       : agents_(std::move(agents)), join_window_(join_window) {}
 
-  /// An agent.recover arrived at `now`.
+  /// Incarnations of earlier children remembered, so a recover naming one is known
+  /// stale. Stale recovers come within minutes of their child's end (the processor's
+  /// recovery timeout bounds their resends), and restarts are paced by its cooldown and
+  /// ended by its quarantine, so far fewer children than this end in between.
+  static constexpr std::size_t earlier_incarnations_max = 256;
+
+  /// An agent.recover arrived at `now`; `incarnation` is the one it names (0: none).
   decision on_recover(const std::string& agent, std::uint64_t command_id, std::uint64_t attempt,
-                      mono_ms now) {
+                      std::uint64_t incarnation, mono_ms now) {
     if (stopping_) return {verdict::refused, "the launcher is stopping", 0};
     if (!agents_.empty() && std::find(agents_.begin(), agents_.end(), agent) == agents_.end()) {
       return {verdict::refused, "agent '" + agent + "' is not supervised by this launcher", 0};
@@ -59,6 +74,8 @@ class restart_gate {
       served_.insert(agent);
       return {verdict::joined, {}, restarts_};
     }
+    if (is_earlier_incarnation(incarnation))
+      return {verdict::refused, std::string(refused_stale), 0};
     ++restarts_;
     in_progress_ = true;
     done_at_.reset();
@@ -73,6 +90,20 @@ class restart_gate {
     pending_.reset();
     return taken;
   }
+
+  /// A child with `incarnation` started (the first one or a restart's): from now on a
+  /// recover naming the previous child's incarnation is stale. 0: unknown.
+  void child_started(std::uint64_t incarnation) {
+    if (current_incarnation_ != 0) {
+      earlier_incarnations_.push_back(current_incarnation_);
+      if (earlier_incarnations_.size() > earlier_incarnations_max)
+        earlier_incarnations_.pop_front();
+    }
+    current_incarnation_ = incarnation;
+  }
+
+  /// The incarnation of the child started last (0: none, or unknown).
+  std::uint64_t current_incarnation() const { return current_incarnation_; }
 
   /// The restart's new child started at `now`.
   void restart_done(mono_ms now) {
@@ -96,6 +127,12 @@ class restart_gate {
   bool stopping() const { return stopping_; }
 
  private:
+  bool is_earlier_incarnation(std::uint64_t incarnation) const {
+    return incarnation != 0 && incarnation != current_incarnation_ &&
+           std::find(earlier_incarnations_.begin(), earlier_incarnations_.end(), incarnation) !=
+               earlier_incarnations_.end();
+  }
+
   const std::vector<std::string> agents_;
   const mono_ms join_window_;
   bool stopping_ = false;
@@ -104,6 +141,9 @@ class restart_gate {
   std::set<std::string> served_;
   std::optional<restart_request> pending_;
   std::uint64_t restarts_ = 0;
+  std::uint64_t current_incarnation_ = 0;
+  std::deque<std::uint64_t>
+      earlier_incarnations_;  ///< oldest first, at most earlier_incarnations_max
 };
 
 }  // namespace rrh::launch
