@@ -313,6 +313,44 @@ std::string write_status(const rrh::engine::engine& engine, const processor_stat
       .number("commands_sent", status.commands_sent)
       .number("derived_events_published", status.derived_events_published)
       .close();
+  {
+    // The store: ok, or degraded with why and since when (store_guard.hpp).
+    object_writer(writer.raw("store"))
+        .text("state", status.store.degraded ? "degraded" : "ok")
+        .text("reason", status.store.reason)
+        .number("since_ms", static_cast<std::uint64_t>(std::max<std::int64_t>(status.store.since_wall_ms, 0)))
+        .number("failures", status.store.failures)
+        .number("recoveries", status.store.recoveries)
+        .close();
+    const auto& sight = status.sight;
+    const bool blind = engine.blind();
+    std::string why;
+    for (const auto& [flag, name] : {std::pair{sight.stalled, "stalled"}, std::pair{sight.deaf, "deaf"},
+                                     std::pair{sight.store, "store"}}) {
+      if (!flag) continue;
+      if (!why.empty()) why += ",";
+      why += name;
+    }
+    object_writer(writer.raw("sight"))
+        .text("state", blind ? "blind" : "sees")
+        .text("why", blind && why.empty() ? "echo" : why)
+        .number("stalls", status.pump.stalls)
+        .number("longest_stall_ms", status.pump.longest_stall_ms)
+        .number("deaf_spells", status.pump.deaf_spells)
+        .number("echoes_sent", status.pump.echoes_sent)
+        .number("echoes_heard", status.pump.echoes_heard)
+        .close();
+    object_writer(writer.raw("ingest"))
+        .number("lag_ms", status.pump.echo_round_trip_ms)
+        .text("backlog", status.pump.input_backlog ? "yes" : "no")
+        .number("events_in_last_batch", status.pump.events_in_last_batch)
+        .close();
+    object_writer(writer.raw("disruption"))
+        .text("mode", engine.disrupted() ? "disrupted" : "normal")
+        .number("silent_nodes", engine.silent_node_count())
+        .number("nodes", engine.node_count())
+        .close();
+  }
   const auto& stats = engine.stats();
   object_writer(writer.raw("engine"))
       .number("events_applied", stats.events_applied)
@@ -328,6 +366,12 @@ std::string write_status(const rrh::engine::engine& engine, const processor_stat
       .number("commands_dropped", stats.commands_dropped)
       .number("limit_rejections", stats.limit_rejections)
       .number("timers_fired", stats.timers_fired)
+      .number("events_refused", stats.events_refused)
+      .number("blind_spells", stats.blind_spells)
+      .number("timers_held", stats.timers_held)
+      .number("disruptions", stats.disruptions)
+      .number("recoveries_undelivered", stats.recoveries_undelivered)
+      .number("nodes_forgotten", stats.nodes_forgotten)
       .close();
   writer.number("nodes", nodes);
   write_counts(writer, "agents", engine.agent_count(), agent_states, agents_by_state);

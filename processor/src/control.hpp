@@ -61,7 +61,9 @@
 #include <string>
 #include <string_view>
 
+#include "pump.hpp"
 #include "rrh/engine/engine.hpp"
+#include "store_guard.hpp"
 
 namespace rrh::processor {
 
@@ -86,6 +88,9 @@ struct processor_status {
   std::uint64_t derived_events_published = 0;
   std::string version;
   std::uint64_t now_ms = 0;  ///< the engine's current time (wall ms), for durations
+  store_health store;        ///< ok, or degraded with reason and since
+  pump_sight sight;          ///< why the processor does not judge now, if it does not
+  pump_stats pump;           ///< stalls, echoes, the last batch
 };
 
 /// Answers one control request (the request frame's text) with the reply frame's JSON.

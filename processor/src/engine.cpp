@@ -40,10 +40,6 @@ constexpr std::size_t prefetch_agents_min = 16'384;
 /// Due timers fired per round of on_tick (their slots are loaded together).
 constexpr std::size_t due_round_max = 32;
 
-/// The reason of a command.ack that refuses a command aimed at an incarnation that is no
-/// longer the target's (PROTOCOL.md, agent.recover).
-constexpr std::string_view stale_refusal = "stale";
-
 /// Pool members looked at per retry target pick.
 constexpr std::size_t pool_scan_max = 64;
 
@@ -65,9 +61,14 @@ class slot_table {
     if (!free_.empty()) {
       slot = free_.back();
       free_.pop_back();
-      const auto generation = slots_[slot].generation;  // generations survive reuse
-      slots_[slot] = Slot{};
-      slots_[slot].generation = generation + 1;
+      // Generations survive reuse, every one that timers carry: a timer of the slot's
+      // previous entity must not match the new one (a task timeout armed for a finished
+      // task would otherwise fire early for the next task in its slot).
+      Slot fresh{};
+      fresh.generation = slots_[slot].generation + 1;
+      if constexpr (requires { fresh.timeout_generation; }) fresh.timeout_generation = slots_[slot].timeout_generation + 1;
+      if constexpr (requires { fresh.probe_generation; }) fresh.probe_generation = slots_[slot].probe_generation + 1;
+      slots_[slot] = std::move(fresh);
     } else {
       slot = static_cast<std::uint32_t>(slots_.size());
       slots_.emplace_back();
@@ -392,6 +393,8 @@ struct engine::impl {
   // The processor's own sight (lose_sight, regain_sight) and the disruption guard.
   bool blind = false;
   time_ms blind_since_ms = 0;
+  std::uint64_t echo_timeout_ms = 0;  // expect_echo: 0 = the engine does not check its hearing
+  time_ms heard_ms = 0;               // the send time of the newest own echo heard back
   std::vector<timer> held;       // timers that judge silence and fell due while blind
   std::size_t silent_nodes = 0;  // nodes with `silent` set
   bool disrupted = false;
@@ -886,7 +889,8 @@ struct engine::impl {
                                                          : agent.record.supervisor;
     cancel_command(agent.recover_command);
     agent.recover_command = issue(target, agent.record.episode,
-                                  commands::agent_recover{agent.record.agent, agent.record.recovery_attempts});
+                                  commands::agent_recover{agent.record.agent, agent.record.recovery_attempts,
+                                                          agent.incarnation_at_death});
     if (auto* episode = episode_of(agent)) {
       ++episode->record.recoveries_attempted;
       mark(*episode);
@@ -1563,7 +1567,7 @@ struct engine::impl {
     if (const auto* recover = std::get_if<commands::agent_recover>(&message.body)) {
       // A `stale` refusal: the target runs a newer incarnation than the one judged dead.
       if (const auto slot = agents.find(recover->agent); slot && agents[*slot].recover_command == ack.command_id) {
-        agents[*slot].recover_delivered = ack.accepted || ack.reason != stale_refusal;
+        agents[*slot].recover_delivered = ack.accepted || ack.reason != refused_stale;
       }
     }
     if (ack.accepted) return;
@@ -1893,6 +1897,11 @@ struct engine::impl {
   // A timer fires when its entity still lives and has not moved on since it was
   // scheduled (lazy cancellation: see the generations in the slots).
   void fire(const timer& due) {
+    if (judges_silence(due.kind) && !blind && echo_timeout_ms > 0 && now > heard_ms + echo_timeout_ms) {
+      // About to judge without proof that the bus carried anything lately: deaf since the
+      // last echo heard. (The shell sees it too, a turn later; judging first would race it.)
+      lose_sight(heard_ms);
+    }
     if (blind && judges_silence(due.kind)) {
       held.push_back(due);
       ++counters.timers_held;
@@ -2114,6 +2123,15 @@ void engine::regain_sight(time_ms now, effects& out) {
   impl_->on_tick();
   impl_->out = nullptr;
 }
+
+void engine::expect_echo(std::uint64_t timeout_ms, time_ms now) {
+  impl_->echo_timeout_ms = timeout_ms;
+  impl_->now = std::max(impl_->now, now);
+  impl_->heard_ms = std::max(impl_->heard_ms, impl_->now);
+}
+
+void engine::bus_heard(time_ms sent_ms) { impl_->heard_ms = std::max(impl_->heard_ms, sent_ms); }
+time_ms engine::heard_ms() const noexcept { return impl_->heard_ms; }
 
 bool engine::blind() const noexcept { return impl_->blind; }
 bool engine::disrupted() const noexcept { return impl_->disrupted; }

@@ -60,6 +60,34 @@ const std::array<text_key, 7>& text_keys() {
   return keys;
 }
 
+/// Top-level durations: the processor's own sight.
+struct duration_setting {
+  std::string_view name;
+  std::uint64_t processor_settings::*member;
+  std::uint64_t min_ms;
+  std::uint64_t max_ms;
+  std::string_view meaning;
+};
+
+const std::array<duration_setting, 3>& duration_keys() {
+  static const std::array<duration_setting, 3> keys{{
+      {"stall_threshold", &processor_settings::stall_threshold_ms, 100, 3'600'000,
+       "a gap in the processor's loop longer than this is a stall: nobody is judged until its backlog is applied"},
+      {"echo_interval", &processor_settings::echo_interval_ms, 0, 60'000,
+       "gap between two of the processor's echoes on the bus; 0 = no echo"},
+      {"echo_timeout", &processor_settings::echo_timeout_ms, 10, 3'600'000,
+       "no echo back for this long: the processor is deaf and judges nobody"},
+  }};
+  return keys;
+}
+
+const duration_setting* find_duration_key(std::string_view name) {
+  for (const auto& key : duration_keys()) {
+    if (key.name == name) return &key;
+  }
+  return nullptr;
+}
+
 /// The top-level string key named `name`, required or security, or nullptr.
 const text_key* find_text_key(std::string_view name) {
   for (const auto& key : text_keys()) {
@@ -159,6 +187,10 @@ status check_settings(const processor_settings& settings) {
                                         std::to_string(id_length_max) +
                                         " of A-Z a-z 0-9 . _ : @ -)");
   }
+  if (settings.echo_interval_ms > 0 && settings.echo_timeout_ms <= settings.echo_interval_ms) {
+    return make_error(errc::config, "echo_timeout: must be longer than echo_interval (" +
+                                        std::to_string(settings.echo_interval_ms) + " ms)");
+  }
   if (auto mode = parse_bus_security(settings.security, "security"); !mode) return mode.error();
   if (std::find(log_levels.begin(), log_levels.end(), settings.log_level) == log_levels.end()) {
     return make_error(errc::config, "log_level: unknown level '" + settings.log_level +
@@ -249,13 +281,25 @@ expected<processor_settings> parse_processor_settings(const std::string& yaml_te
       }
       continue;
     }
+    if (const auto* duration = find_duration_key(key)) {
+      if (!entry.second.IsScalar()) return make_error(errc::config, where + key + ": needs a single value");
+      auto parsed = rrh::engine::parse_duration_ms(to_setting(entry.second));
+      if (!parsed) return make_error(errc::config, where + key + ": " + parsed.error().detail);
+      if (parsed.value() < duration->min_ms || parsed.value() > duration->max_ms) {
+        return make_error(errc::config, where + key + ": must be from " + std::to_string(duration->min_ms) + " ms to " +
+                                            std::to_string(duration->max_ms) + " ms");
+      }
+      settings.*duration->member = parsed.value();
+      continue;
+    }
     const text_key* known = find_text_key(key);
     if (known == nullptr) {
       return make_error(errc::config, where + key +
                                           ": unknown key (known: events, publish, commands, "
                                           "control, state, node_id, log_level, security, "
                                           "curve_secret_key_file, curve_server_key_file, "
-                                          "curve_allowed_keys_dir, resilience)");
+                                          "curve_allowed_keys_dir, stall_threshold, echo_interval, "
+                                          "echo_timeout, resilience)");
     }
     if (!entry.second.IsScalar()) {
       return make_error(errc::config, where + key + ": needs a single value");
@@ -307,6 +351,10 @@ std::string render_processor_settings(const processor_settings& settings) {
   }
   for (const auto& key : security_keys()) {
     write_line(out, "", key.name, quote(settings.*key.member), key.meaning);
+  }
+  for (const auto& key : duration_keys()) {
+    write_line(out, "", key.name, format_number(static_cast<double>(settings.*key.member) / 1000.0),
+               std::string(key.meaning) + " (seconds)");
   }
   out << resilience_section << ":\n";
   for (const auto& info : rrh::engine::config_keys()) {

@@ -26,6 +26,13 @@ struct processor_settings {
   std::string curve_secret_key_file;   ///< the processor's secret key (curve)
   std::string curve_server_key_file;   ///< the broker's public key (curve)
   std::string curve_allowed_keys_dir;  ///< keys allowed on the control socket (curve)
+  /// The processor's own sight (pump.hpp): a gap in its loop longer than this is a stall
+  /// of its own, after which nobody is judged until the backlog is applied.
+  std::uint64_t stall_threshold_ms = 1000;
+  /// Gap between two of its echoes on the bus (a heartbeat of node_id); 0: no echo.
+  std::uint64_t echo_interval_ms = 250;
+  /// No echo back for this long: the processor is deaf and judges nobody.
+  std::uint64_t echo_timeout_ms = 1000;
   rrh::engine::resilience_config resilience;  ///< the engine's defaults for every episode
 };
 

@@ -8,11 +8,12 @@
 #include <optional>
 #include <random>
 #include <unordered_map>
+#include <unistd.h>
 #include <zmq.hpp>
 #include <zmq_addon.hpp>
 
-#include "commit.hpp"
 #include "control.hpp"
+#include "pump.hpp"
 #include "rrh/codec.hpp"
 #include "rrh/curve.hpp"
 #include "rrh/engine/engine.hpp"
@@ -20,6 +21,7 @@
 #include "rrh/signals.hpp"
 #include "rrh/zmq_util.hpp"
 #include "store.hpp"
+#include "store_guard.hpp"
 
 namespace rrh::processor {
 namespace {
@@ -61,7 +63,8 @@ class processor_shell {
         engine_(settings.resilience),
         incarnation_(random_incarnation()),
         start_wall_ms_(time.wall_ms()),
-        start_mono_(time.now()) {}
+        start_mono_(time.now()),
+        pump_(engine_, pump_settings_of(settings, incarnation_)) {}
 
   int run() {
     if (auto opened = open_store(); !opened) {
@@ -89,14 +92,24 @@ class processor_shell {
     return start_wall_ms_ + static_cast<engine::time_ms>((clock_.now() - start_mono_).count());
   }
 
+  static pump_settings pump_settings_of(const processor_settings& settings, std::uint64_t incarnation) {
+    pump_settings made;
+    made.stall_threshold_ms = settings.stall_threshold_ms;
+    made.echo_interval_ms = settings.echo_interval_ms;
+    made.echo_timeout_ms = settings.echo_timeout_ms;
+    made.node_id = settings.node_id;
+    made.incarnation = incarnation;
+    return made;
+  }
+
   status open_store() {
     auto opened = store::open(settings_.state_path);
     if (!opened) return make_error(opened.error().code, "cannot open the state store: " + opened.error().detail);
-    store_ = std::move(opened.value());
-    auto loaded = store_->load();
+    store_ = std::make_unique<store_guard>(std::move(opened.value()), store_guard::options{}, clock_);
+    auto loaded = store_->get().load();
     if (!loaded) return make_error(loaded.error().code, "cannot load the state store: " + loaded.error().detail);
     engine_.restore(loaded.value(), now());
-    auto bindings = store_->load_node_keys();
+    auto bindings = store_->get().load_node_keys();
     if (!bindings) return make_error(bindings.error().code, "cannot load node keys: " + bindings.error().detail);
     for (auto& [node, key] : bindings.value()) node_keys_.emplace(std::move(node), std::move(key));
     spdlog::info("state {}: {} agents, {} tasks, {} pending commands restored", settings_.state_path,
@@ -151,23 +164,23 @@ class processor_shell {
   int loop() {
     while (true) {
       const bool stopping = rrh::stop_requested();
-      drain_events();
-      engine_.on_tick(now(), effects_);
-      if (auto flushed = flush(); !flushed) {
-        spdlog::critical("state store commit failed, stopping without acking: {}", flushed.error().detail);
-        return 1;
-      }
+      pump_.turn(*this, *store_, *this, now());
+      report_sight();
       answer_control_requests();
       if (stopping) {
+        if (store_->health().degraded) {
+          spdlog::critical("processor {} stopping on signal {} with the store degraded ({}): the last batch was "
+                           "not committed and not acked; its senders resend it to the next processor",
+                           settings_.node_id, rrh::stop_signal(), store_->health().reason);
+        }
         spdlog::info("processor {} stopping on signal {}: {} events, {} batches committed", settings_.node_id,
-                     rrh::stop_signal(), counters_.events_received, store_->stats().commits);
+                     rrh::stop_signal(), counters_.events_received, store_->get().stats().commits);
         return 0;
       }
-      std::int64_t wait_ms = idle_wait_max_ms;
-      if (const auto deadline = engine_.next_deadline()) {
-        const auto current = now();
-        wait_ms = *deadline <= current ? 0 : std::min<std::int64_t>(wait_ms, static_cast<std::int64_t>(*deadline - current));
-      }
+      const auto current = now();
+      const auto wake = pump_.next_wake(current, store_->next_retry());
+      const std::int64_t wait_ms =
+          std::min<std::int64_t>(idle_wait_max_ms, static_cast<std::int64_t>(wake - current));
       zmq::pollitem_t items[] = {{subscriber_.handle(), 0, ZMQ_POLLIN, 0},
                                  {control_.handle(), 0, ZMQ_POLLIN, 0},
                                  {nullptr, rrh::stop_fd(), ZMQ_POLLIN, 0},
@@ -182,28 +195,32 @@ class processor_shell {
     }
   }
 
-  // Receives what is waiting, up to a batch, and applies it in chunks (each one engine
-  // call, which loads the records of later events while earlier ones are applied). The
-  // batch is committed as one transaction — unless a chunk produced a command: then the
-  // batch ends there, so that a retry or a recovery waits for one chunk and one commit,
-  // not for everything else that was queued behind it.
-  void drain_events() {
-    std::size_t received = 0;
-    while (received < event_batch_max) {
-      const auto wanted = std::min(event_chunk_max, event_batch_max - received);
-      const auto taken = receive_events(wanted);
-      received += taken;
-      if (!batch_.empty()) {
-        engine_.on_events(batch_, now(), effects_);
-        batch_.clear();
-      }
-      if (taken < wanted || !effects_.commands.empty()) return;
+  // The pump's changes of sight, logged once each (a disruption is an engine alert, logged
+  // with the others by publish).
+  void report_sight() {
+    const auto& stats = pump_.stats();
+    if (stats.stalls != reported_.stalls) {
+      spdlog::warn("the processor did not run for {} ms (a stall of its own: a pause, swap, SIGSTOP): nobody is "
+                   "judged until what queued meanwhile is applied",
+                   stats.longest_stall_ms);
     }
+    if (stats.deaf_spells != reported_.deaf_spells) {
+      spdlog::warn("no echo of the processor's own heartbeat came back through the bus for {} ms: it may not hear "
+                   "the fleet (broker down, paused or unreachable), so it judges nobody until it hears again",
+                   settings_.echo_timeout_ms);
+    }
+    const bool blind = engine_.blind();
+    if (blind != reported_blind_) {
+      if (!blind) spdlog::info("the processor sees the bus again: every node has a fresh detection window");
+      reported_blind_ = blind;
+    }
+    reported_ = stats;
   }
 
-  // Takes up to `limit` messages off the subscriber (fewer when no more are waiting);
-  // the valid events go to batch_. Returns how many messages were taken.
-  std::size_t receive_events(std::size_t limit) {
+ public:
+  // The pump's source: takes up to `limit` messages off the subscriber (fewer when no
+  // more are waiting); the valid events go to `into`. Returns how many were taken.
+  std::size_t receive(std::vector<event>& decoded_events, std::size_t limit) {
     const bool curve = security_.mode == bus_security::curve;
     const std::size_t frames_expected = curve ? event_frames_curve : event_frames_plain;
     std::size_t count = 0;
@@ -251,10 +268,29 @@ class processor_shell {
         }
         continue;
       }
-      batch_.push_back(std::move(decoded.value()));
+      decoded_events.push_back(std::move(decoded.value()));
     }
     return count;
   }
+
+  // The pump's echo: a heartbeat of the processor's own node id, which the bus carries
+  // back to its subscriber. ts_ms is the engine time it was sent at (the pump compares).
+  void send_echo(engine::time_ms sent_at) {
+    events::heartbeat beat;
+    beat.interval_ms = settings_.echo_interval_ms;
+    beat.pid = static_cast<std::uint64_t>(::getpid());
+    event message{event_header{rrh::protocol_version, settings_.node_id, incarnation_, 0, sent_at, {}}, std::move(beat)};
+    const auto topic = rrh::event_topic(message);
+    const auto body = rrh::encode(message);
+    try {
+      publisher_.send(zmq::buffer(topic), zmq::send_flags::sndmore | zmq::send_flags::dontwait);
+      publisher_.send(zmq::buffer(body.data(), body.size()), zmq::send_flags::dontwait);
+    } catch (const zmq::error_t& failure) {
+      if (throttle_.admit("echo") > 0) spdlog::warn("echo publish failed: {}", failure.what());
+    }
+  }
+
+ private:
 
   // CURVE: a node id belongs to the key that first sent an event for it (bound in the
   // store before that event is applied). An event for a node bound to another key is
@@ -276,7 +312,7 @@ class processor_shell {
       reject_spoofed(node, key, "(none: the binding table is full)");
       return false;
     }
-    if (auto stored = store_->bind_node_key(node, key, now()); !stored) {
+    if (auto stored = store_->get().bind_node_key(node, key, now()); !stored) {
       // Kept in memory regardless: the binding holds for this run, and the store is
       // asked again after a restart.
       spdlog::error("cannot store the key of node '{}': {}", node, stored.error().detail);
@@ -315,11 +351,9 @@ class processor_shell {
     }
   }
 
-  // Commit first; then everything that depends on the committed state leaves.
-  status flush() { return commit_then_send(*store_, engine_, effects_, *this); }
 
  public:
-  // The sink of commit_then_send.
+  // The pump's sink: what leaves after a commit.
   void send_command(const command& message) {
     const auto body = rrh::encode(message);
     const auto kind = rrh::kind_name(message.body);
@@ -340,6 +374,7 @@ class processor_shell {
   }
 
   void publish(engine::derived_event& derived) {
+    if (const auto* alert = std::get_if<events::alert>(&derived.body)) log_alert(*alert);
     event message{event_header{rrh::protocol_version, settings_.node_id, incarnation_, 0, clock_.wall_ms(),
                                derived.episode},
                   std::move(derived.body)};
@@ -379,6 +414,17 @@ class processor_shell {
     }
   }
 
+  // The engine's alerts (limits hit, quarantines, disruption...) in the log too, at most
+  // once per interval per code, so that nothing is refused or decided silently.
+  void log_alert(const events::alert& alert) {
+    const auto seen = alert_throttle_.admit(alert.code);
+    if (seen == 0) return;
+    const auto level = alert.severity == "critical" ? spdlog::level::critical
+                       : alert.severity == "warning" ? spdlog::level::warn
+                                                     : spdlog::level::info;
+    spdlog::log(level, "alert {}: {} ({} since last report)", alert.code, alert.message, seen);
+  }
+
   processor_status status_snapshot() const {
     processor_status status;
     status.node_id = settings_.node_id;
@@ -388,8 +434,11 @@ class processor_shell {
     status.events_received = counters_.events_received;
     status.events_malformed = counters_.events_malformed;
     status.events_rejected = counters_.events_rejected;
-    status.batches_committed = store_->stats().commits;
-    status.store_commit_us_last = store_->stats().last_commit_duration_us;
+    status.batches_committed = store_->get().stats().commits;
+    status.store_commit_us_last = store_->get().stats().last_commit_duration_us;
+    status.store = store_->health();
+    status.sight = pump_.sight();
+    status.pump = pump_.stats();
     status.commands_sent = counters_.commands_sent;
     status.derived_events_published = counters_.derived_events_published;
     status.version = RRH_VERSION;
@@ -411,12 +460,13 @@ class processor_shell {
   std::unordered_map<std::string, std::string> node_keys_;  ///< curve: node id -> owner's key
   const clock& clock_;
   engine::engine engine_;
-  engine::effects effects_;
-  std::vector<event> batch_;  ///< events received in one drain, applied together
-  std::unique_ptr<store> store_;
+  std::unique_ptr<store_guard> store_;
   const std::uint64_t incarnation_;
   const engine::time_ms start_wall_ms_;
   const mono_ms start_mono_;
+  pump pump_;
+  pump_stats reported_;  ///< what report_sight has logged
+  bool reported_blind_ = false;
   zmq::context_t context_{1};
   zmq::socket_t subscriber_;
   zmq::socket_t publisher_;
@@ -426,6 +476,7 @@ class processor_shell {
   shell_counters counters_;
   log_throttle throttle_{mono_ms{5000}};
   log_throttle spoof_throttle_{mono_ms{spoof_report_interval_ms}};
+  log_throttle alert_throttle_{mono_ms{alert_log_interval_ms}};
 };
 
 }  // namespace

@@ -12,12 +12,6 @@
 
 namespace rrh::processor {
 
-/// Events drained from the bus per loop iteration (and per store commit): large enough to
-/// amortise a commit, small enough that control requests and timers are not starved.
-inline constexpr std::size_t event_batch_max = 2048;
-/// Events applied per engine call within a batch; a chunk that produces a command ends the
-/// batch early, so the command waits for at most this many events and one commit.
-inline constexpr std::size_t event_chunk_max = 64;
 /// Control requests answered per loop iteration.
 inline constexpr std::size_t control_batch_max = 16;
 /// Rejected events (a node id bound to another key) let through to the log and to an
@@ -25,11 +19,16 @@ inline constexpr std::size_t control_batch_max = 16;
 inline constexpr std::int64_t spoof_report_interval_ms = 5000;
 /// Node ids bound to keys at most; past it, events of new nodes are rejected (counted).
 inline constexpr std::size_t node_key_bindings_max = 1'000'000;
-/// Longest poll wait when no timer is due sooner.
+/// Longest poll wait when nothing is due sooner (the pump wakes more often than its
+/// stall threshold anyway, so that an idle loop never looks like a stall).
 inline constexpr std::int64_t idle_wait_max_ms = 1000;
+/// Alerts of the engine logged at most once per this interval per alert code.
+inline constexpr std::int64_t alert_log_interval_ms = 10'000;
 
 /// Runs the processor until SIGINT/SIGTERM. Returns the process exit code: 0 after a clean
-/// stop, 1 when the store failed (nothing unsafe was acked), 2 for a startup error.
+/// stop, 2 for a startup error. A store that fails while running does not stop it: the
+/// processor is degraded (no acks, no new events, nobody judged) until the store accepts
+/// the held batch again (store_guard.hpp).
 /// `security` holds the keys load_processor_security read (mode none: plain sockets).
 int run_processor(const processor_settings& settings, const processor_security& security = {},
                   const clock& time = system_clock::instance());

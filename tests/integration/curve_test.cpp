@@ -245,7 +245,7 @@ TEST_CASE("events of a publisher without an allowed key never reach the processo
 
   // rrh-tap with an allowed key prints the events of the CURVE bus.
   child_process tap(binary_path("rrh-tap"),
-                    {"--connect", bus.events_out, "--filter", "heartbeat", "--count", "1", "--timeout-ms", "10000",
+                    {"--connect", bus.events_out, "--filter", "heartbeat node-a", "--count", "1", "--timeout-ms", "10000",
                      "--json", "--curve-secret-key-file", bus.secret_key_file("tap"), "--curve-server-key-file",
                      bus.public_key_file("broker")});
   const auto tapped = tap.wait_exit(20s);

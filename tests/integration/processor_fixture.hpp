@@ -24,9 +24,13 @@ inline std::map<std::string, std::string> test_speed_resilience() {
           {"command_retransmit_max", "1"}};
 }
 
-/// The processor's YAML for `resilience` settings.
+/// The processor's own sight at test speed: its echo must come back well within the
+/// time the detector above takes to declare a node dead (about half a second).
+inline constexpr const char* test_speed_sight = "echo_interval: 0.04\necho_timeout: 0.2\nstall_threshold: 0.4\n";
+
+/// The processor's YAML for `resilience` settings (and the sight at test speed).
 inline std::string resilience_yaml(const std::map<std::string, std::string>& resilience) {
-  std::string text = "resilience:\n";
+  std::string text = std::string(test_speed_sight) + "resilience:\n";
   for (const auto& [key, value] : resilience) text += "  " + key + ": " + value + "\n";
   return text;
 }

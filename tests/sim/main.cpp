@@ -8,6 +8,7 @@
 #include <string>
 #include <system_error>
 #include <vector>
+#include <spdlog/spdlog.h>
 #include <unistd.h>
 
 #include "world.hpp"
@@ -38,6 +39,8 @@ int main(int argc, char** argv) {
 
   std::printf("seed=%" PRIu64 "\n", seed);
   std::fflush(stdout);
+  // The store guard logs its storage faults; the simulator injects thousands of them.
+  spdlog::set_level(verbose ? spdlog::level::info : spdlog::level::off);
 
   std::error_code error;
   std::filesystem::path directory;
@@ -89,10 +92,11 @@ int main(int argc, char** argv) {
   std::printf(" total=%" PRIu64 " | events_applied=%" PRIu64 " commands=%" PRIu64 " handler_calls=%" PRIu64
               " tasks=%" PRIu64 " retries_run=%" PRIu64 " recoveries=%" PRIu64 " abandoned=%" PRIu64
               " quarantined=%" PRIu64 " episode_shutdowns=%" PRIu64 " outbox_full=%" PRIu64
-              " attempts_run_twice=%" PRIu64 "\n",
+              " attempts_run_twice=%" PRIu64 " blind_spells=%" PRIu64 " stale_recovers_refused=%" PRIu64 "\n",
               faults_total, sums.events_applied, sums.commands_issued, sums.handler_calls, sums.tasks_started,
               sums.retries_applied, sums.recoveries_issued, sums.abandoned, sums.quarantined,
-              sums.episodes_shut_down, sums.outbox_full, sums.attempts_run_twice);
+              sums.episodes_shut_down, sums.outbox_full, sums.attempts_run_twice, sums.blind_spells,
+              sums.stale_recovers_refused);
   if (failed_seeds.empty()) return 0;
   std::printf("failed seeds (%zu):", failed_seeds.size());
   for (const auto failed : failed_seeds) std::printf(" %" PRIu64, failed);

@@ -4,11 +4,14 @@
 #include <cinttypes>
 #include <cstdio>
 #include <cstdlib>
+#include <fstream>
+#include <set>
 #include <sstream>
 #include <system_error>
+#include <tuple>
 
-#include "commit.hpp"
 #include "rrh/codec.hpp"
+#include "stale_recover.hpp"
 
 namespace rrh::sim {
 namespace {
@@ -64,6 +67,30 @@ constexpr double hang_chance = 0.003;
 constexpr double hang_permanent_chance = 0.25;
 constexpr double clock_jump_chance = 0.0006;
 constexpr double late_packets_chance = 0.3;
+constexpr double processor_stall_chance = 0.0008;
+constexpr double processor_cut_off_chance = 0.0006;
+constexpr double commit_failure_chance = 0.0006;
+constexpr double state_file_chance = 0.0004;
+constexpr time_ms processor_stall_ms_min = 2000;
+constexpr time_ms processor_stall_ms_max = 20'000;
+constexpr time_ms cut_off_ms_min = 2000;
+constexpr time_ms cut_off_ms_max = 20'000;
+constexpr std::uint64_t failing_commits_max = 6;
+constexpr time_ms failing_commit_retry_ms = 200;
+/// A node up this long is live: its silence can only be the processor's fault (checked on
+/// seeds with a calm network, where no message is lost).
+constexpr time_ms live_node_up_ms = 20'000;
+
+// The processor's own sight, as the real processor's defaults.
+constexpr std::uint64_t stall_threshold_ms = 1000;
+constexpr std::uint64_t echo_interval_ms = 250;
+constexpr std::uint64_t echo_timeout_ms = 1000;
+const std::string processor_id = "processor";
+
+/// Thrown from inside a turn to crash the processor there (before or after its commit).
+struct crash_request {
+  fault kind;
+};
 
 const std::string non_retryable_type = "FatalError";
 
@@ -98,6 +125,10 @@ const char* to_string(fault kind) noexcept {
     case fault::agent_hang_permanent: return "agent_hang_permanent";
     case fault::clock_jump: return "clock_jump";
     case fault::late_packets: return "late_packets";
+    case fault::processor_stall: return "processor_stall";
+    case fault::processor_cut_off: return "processor_cut_off";
+    case fault::commit_failure: return "commit_failure";
+    case fault::state_file_replaced: return "state_file_replaced";
     case fault::count_: break;
   }
   return "unknown";
@@ -156,12 +187,15 @@ world::world(run_options options, totals& sums)
 }
 
 world::~world() {
+  processor_.pump.reset();
   processor_.brain.reset();
   processor_.store.reset();
+  // The state file, its -wal and -shm, and what replaced ones were moved aside to.
   std::error_code ignored;
-  std::filesystem::remove(state_file_, ignored);
-  std::filesystem::remove(state_file_.string() + "-wal", ignored);
-  std::filesystem::remove(state_file_.string() + "-shm", ignored);
+  const auto name = state_file_.filename().string();
+  for (const auto& entry : std::filesystem::directory_iterator(options_.state_dir, ignored)) {
+    if (entry.path().filename().string().rfind(name, 0) == 0) std::filesystem::remove(entry.path(), ignored);
+  }
 }
 
 // ---- the run --------------------------------------------------------------------------
@@ -176,6 +210,7 @@ void world::run() {
   liveness_phase();
   sums_.seeds += 1;
   sums_.steps += options_.steps;
+  if (processor_.brain) sums_.blind_spells += processor_.brain->stats().blind_spells;
 }
 
 void world::step(bool faults_on) {
@@ -202,7 +237,27 @@ void world::inject_faults() {
   for (auto& node : nodes_) {
     if (node.up && chance(node_crash_chance)) crash_node(node);
   }
-  if (processor_.up && chance(processor_crash_chance)) crash_processor(fault::processor_crash);
+  // A crash with the state file taken away loses it (not a promise: the processor rebuilds
+  // the file before its next ack, but only while it lives).
+  if (processor_.up && !processor_.file_fault_open && chance(processor_crash_chance)) {
+    crash_processor(fault::processor_crash);
+  }
+  if (processor_.up && now_ms_ >= processor_.stalled_until_ms && chance(processor_stall_chance)) {
+    count(fault::processor_stall);
+    processor_.stalled_until_ms = now_ms_ + uniform(processor_stall_ms_min, processor_stall_ms_max);
+    trace("processor stalls until t=" + std::to_string(processor_.stalled_until_ms - start_time_ms));
+  }
+  if (!processor_cut_off() && chance(processor_cut_off_chance)) {
+    count(fault::processor_cut_off);
+    processor_.cut_off_until_ms = now_ms_ + uniform(cut_off_ms_min, cut_off_ms_max);
+    trace("the bus is unreachable from the processor until t=" + std::to_string(processor_.cut_off_until_ms - start_time_ms));
+  }
+  if (processor_.up && processor_.commits_to_fail == 0 && chance(commit_failure_chance)) {
+    count(fault::commit_failure);
+    processor_.commits_to_fail = uniform(1, failing_commits_max);
+    trace("the store refuses the next " + std::to_string(processor_.commits_to_fail) + " commits");
+  }
+  if (processor_.up && !processor_.file_fault_open && chance(state_file_chance)) take_state_file();
   if (chance(hang_chance)) {
     auto& node = nodes_[uniform(0, nodes_.size() - 1)];
     auto& agent = node.agents[uniform(0, node.agents.size() - 1)];
@@ -222,7 +277,8 @@ void world::deliver_due() {
     const packet message = std::move(bus_.begin()->second);
     bus_.erase(bus_.begin());
     if (message.to_processor) {
-      if (processor_.up) processor_receive(message);  // a processor that is down misses it
+      // Into the processor's input queue; a processor that is down or cut off misses it.
+      if (processor_.up && !processor_cut_off()) processor_.inbox.push_back(message);
       continue;
     }
     auto* node = node_by_id(message.node);
@@ -240,6 +296,9 @@ void world::liveness_phase() {
   faults_on_ = false;
   trace("liveness phase");
   if (!processor_.up) open_processor();
+  processor_.stalled_until_ms = 0;
+  processor_.cut_off_until_ms = 0;
+  processor_.commits_to_fail = 0;
   for (auto& node : nodes_) {
     if (!node.up) start_node(node);
     for (auto& agent : node.agents) {
@@ -479,6 +538,7 @@ sim_agent* world::hosted(sim_node& node, std::string_view agent) {
 
 void world::start_node(sim_node& node) {
   node.up = true;
+  node.up_since_ms = now_ms_;
   // As the shim: random, within 2^53, odd (never 0).
   node.incarnation = (random_() & ((std::uint64_t{1} << 53) - 1)) | 1;
   shim_detail::outbox::limits bounds;
@@ -713,6 +773,11 @@ command_result world::handle(sim_node& node, const command& message) {
   if (const auto* recover = std::get_if<commands::agent_recover>(&message.body)) {
     auto* agent = hosted(node, recover->agent);
     if (agent == nullptr) return command_result::refuse("agent not hosted here");
+    // As the shim: a recover aimed at an earlier incarnation of this node is refused.
+    if (shim_detail::is_stale_recover(*recover, true, node.incarnation)) {
+      ++sums_.stale_recovers_refused;
+      return command_result::refuse(std::string(refused_stale));
+    }
     restart_agent(node, *agent);
     return command_result::accept();
   }
@@ -758,9 +823,17 @@ void world::open_processor() {
   if (!opened) fail("store open failed: " + opened.error().detail);
   auto loaded = opened.value()->load();
   if (!loaded) fail("store load failed: " + loaded.error().detail);
-  processor_.store = std::move(opened.value());
+  processor_.store = std::make_unique<processor::store_guard>(std::move(opened.value()));
   processor_.brain = std::make_unique<engine::engine>(config_);
   processor_.brain->restore(loaded.value(), now_ms_);
+  processor_.incarnation = (random_() & ((std::uint64_t{1} << 53) - 1)) | 1;
+  processor::pump_settings sight;
+  sight.stall_threshold_ms = stall_threshold_ms;
+  sight.echo_interval_ms = echo_interval_ms;
+  sight.echo_timeout_ms = echo_timeout_ms;
+  sight.node_id = processor_id;
+  sight.incarnation = processor_.incarnation;
+  processor_.pump = std::make_unique<processor::pump>(*processor_.brain, sight);
   processor_.up = true;
   trace("processor starts");
   if (shadow_at_crash_) {
@@ -781,78 +854,163 @@ void world::open_processor() {
 void world::crash_processor(fault kind) {
   count(kind);
   trace(std::string("processor crashes (") + to_string(kind) + ")");
-  // Between batches and right after a commit, the file holds exactly what the engine holds.
-  if (kind != fault::processor_crash_before_commit) {
+  // Between batches and right after a commit, the file holds exactly what the engine holds;
+  // not when a batch was applied and not committed (before a commit, or the store refusing).
+  const bool held_batch = kind == fault::processor_crash_before_commit || processor_.commits_to_fail > 0 ||
+                          processor_.store->health().degraded || processor_.commit_failing;
+  if (!held_batch) {
     shadow_at_crash_ = capture();
   } else {
     shadow_at_crash_.reset();
   }
+  sums_.blind_spells += processor_.brain->stats().blind_spells;
+  processor_.pump.reset();
   processor_.brain.reset();
   processor_.store.reset();
+  processor_.inbox.clear();  // its socket's queue dies with it
   processor_.up = false;
+  processor_.stalled_until_ms = 0;
+  processor_.commits_to_fail = 0;
+  processor_.commit_failing = false;
   processor_.restart_ms = now_ms_ + uniform(processor_down_ms_min, processor_down_ms_max);
 }
 
-void world::processor_receive(const packet& message) {
-  auto decoded = decode_event(message.bytes.data(), message.bytes.size());
-  if (!decoded) fail("an event a node sent does not decode: " + decoded.error().detail);
-  const auto& incoming = decoded.value();
-  auto& brain = *processor_.brain;
-  std::optional<engine::task_record> before;
-  if (const auto* failed = std::get_if<events::task_failed>(&incoming.body)) {
-    if (const auto* record = brain.task(failed->task)) before = *record;
+bool world::processor_cut_off() const { return now_ms_ < processor_.cut_off_until_ms; }
+
+// The state file deleted (as by `rm`) or replaced by a foreign one under the running
+// processor. Its store guard must notice before the next ack and rebuild the file.
+void world::take_state_file() {
+  count(fault::state_file_replaced);
+  std::error_code ignored;
+  std::filesystem::remove(state_file_, ignored);
+  if (chance(0.5)) {
+    std::ofstream(state_file_) << "not an rrh state file\n";
+    trace("the state file is replaced");
+  } else {
+    trace("the state file is deleted");
   }
-  const auto applied_before = brain.stats().events_applied;
-  engine::effects changes;
-  brain.on_event(incoming, now_ms_, changes);
-  if (options_.verbose && incoming.header.seq != 0) {
-    const auto* record = brain.node(incoming.header.node);
-    trace("processor " + std::string(brain.stats().events_applied > applied_before ? "applies " : "skips ") +
-          std::string(kind_name(incoming.body)) + " " + about(incoming.body) + " from " + incoming.header.node + "/" +
-          std::to_string(incoming.header.incarnation) + " seq " + std::to_string(incoming.header.seq) +
-          (record ? " (holds " + std::to_string(record->incarnation) + "/" + std::to_string(record->applied_seq) + ")"
-                  : std::string()));
-  }
-  if (brain.stats().events_applied > applied_before) {
-    ++sums_.events_applied;
-    if (std::holds_alternative<events::task_failed>(incoming.body)) expect_task_outcome(incoming, changes, before);
-    if (std::holds_alternative<events::episode_error>(incoming.body)) expect_episode_threshold(incoming);
-  }
-  send_effects(changes);
+  processor_.file_fault_open = true;
 }
+
+// The pump's source, store and sink in the simulated world: the input queue, the real
+// store guard with injected crashes and refusals, and the simulated bus.
+struct processor_ports {
+  world& owner;
+  // Before each chunk: each node's delivery cursor and each failing task's record, so
+  // that after the chunk it is known which events were applied and what they did.
+  std::map<std::string, std::pair<std::uint64_t, std::uint64_t>> cursors;
+  std::map<std::string, std::optional<engine::task_record>> tasks_before;
+
+  std::size_t receive(std::vector<event>& into, std::size_t limit) {
+    auto& inbox = owner.processor_.inbox;
+    const auto& brain = *owner.processor_.brain;
+    cursors.clear();
+    tasks_before.clear();
+    std::size_t count = 0;
+    for (; count < limit && !inbox.empty(); ++count) {
+      auto decoded = decode_event(inbox.front().bytes.data(), inbox.front().bytes.size());
+      inbox.pop_front();
+      if (!decoded) owner.fail("an event a node sent does not decode: " + decoded.error().detail);
+      const auto& incoming = decoded.value();
+      if (!cursors.count(incoming.header.node)) {
+        const auto* record = brain.node(incoming.header.node);
+        cursors[incoming.header.node] = record ? std::pair{record->incarnation, record->applied_seq} : std::pair{std::uint64_t{0}, std::uint64_t{0}};
+      }
+      if (const auto* failed = std::get_if<events::task_failed>(&incoming.body); failed && !tasks_before.count(failed->task)) {
+        const auto* record = brain.task(failed->task);
+        tasks_before[failed->task] = record ? std::optional(*record) : std::nullopt;
+      }
+      into.push_back(std::move(decoded.value()));
+    }
+    return count;
+  }
+
+  // After a chunk: the invariants of each event the chunk applied.
+  void applied(const std::vector<event>& chunk, const engine::effects& changes, std::size_t derived_from) {
+    const auto& brain = *owner.processor_.brain;
+    std::set<std::tuple<std::string, std::uint64_t, std::uint64_t>> counted;
+    for (const auto& incoming : chunk) {
+      if (incoming.header.seq == 0) continue;
+      const auto* record = brain.node(incoming.header.node);
+      const auto& [incarnation_before, seq_before] = cursors[incoming.header.node];
+      const bool applied_now = record != nullptr && record->incarnation == incoming.header.incarnation &&
+                               record->applied_seq >= incoming.header.seq &&
+                               !(incarnation_before == incoming.header.incarnation && seq_before >= incoming.header.seq);
+      owner.trace("processor " + std::string(applied_now ? "applies " : "skips ") + std::string(kind_name(incoming.body)) +
+                  " " + about(incoming.body) + " from " + incoming.header.node + "/" +
+                  std::to_string(incoming.header.incarnation) + " seq " + std::to_string(incoming.header.seq));
+      if (!applied_now || !counted.emplace(incoming.header.node, incoming.header.incarnation, incoming.header.seq).second) {
+        continue;
+      }
+      ++owner.sums_.events_applied;
+      if (const auto* failed = std::get_if<events::task_failed>(&incoming.body)) {
+        owner.expect_task_outcome(incoming, changes, derived_from, tasks_before[failed->task]);
+      }
+      if (std::holds_alternative<events::episode_error>(incoming.body)) owner.expect_episode_threshold(incoming);
+    }
+  }
+
+  status commit(const engine::engine& brain, const engine::effects& changes, mono_ms now) {
+    auto& processor = owner.processor_;
+    if (owner.faults_on_ && !processor.file_fault_open && owner.chance(mid_batch_crash_chance)) {
+      if (owner.chance(0.5)) throw crash_request{fault::processor_crash_before_commit};  // the batch is lost, unacked
+      if (auto committed = processor.store->commit(brain, changes, now); !committed) {
+        owner.fail("store commit failed: " + committed.error().detail);
+      }
+      throw crash_request{fault::processor_crash_after_commit};  // durable, but nothing was sent
+    }
+    if (processor.commits_to_fail > 0) {
+      --processor.commits_to_fail;
+      processor.commit_failing = true;
+      processor.next_failing_retry_ms = owner.now_ms_ + failing_commit_retry_ms;
+      failing_health().failures += 1;
+      return make_error(errc::config, "simulated commit failure (a full disk)");
+    }
+    auto committed = processor.store->commit(brain, changes, now);
+    if (committed) {
+      processor.commit_failing = false;
+      processor.file_fault_open = false;
+    } else if (!processor.file_fault_open) {
+      owner.fail("store commit failed: " + committed.error().detail);
+    }
+    return committed;
+  }
+  const processor::store_health& health() const {
+    return owner.processor_.commit_failing ? failing_health() : owner.processor_.store->health();
+  }
+  bool retry_due(mono_ms now) const {
+    if (owner.processor_.commit_failing) return owner.now_ms_ >= owner.processor_.next_failing_retry_ms;
+    return owner.processor_.store->retry_due(now);
+  }
+  bool check_file(mono_ms now) { return owner.processor_.store->check_file(now); }
+
+  void send_command(const command& message) { owner.on_command_sent(message); }
+  void publish(engine::derived_event& derived) { owner.on_derived(derived); }
+  void send_echo(engine::time_ms sent_at) {
+    if (owner.processor_cut_off()) return;
+    events::heartbeat beat;
+    beat.interval_ms = echo_interval_ms;
+    event message{event_header{protocol_version, processor_id, owner.processor_.incarnation, 0, sent_at, {}}, std::move(beat)};
+    owner.send(packet{true, processor_id, owner.processor_.incarnation, encode(message)}, owner.faults_on_);
+  }
+
+  static processor::store_health& failing_health() {
+    static processor::store_health health{true, "simulated commit failure", 0, 0, 0};
+    return health;
+  }
+};
 
 void world::processor_tick() {
-  if (!processor_.up) return;
-  const auto due = processor_.brain->next_deadline();
-  if (!due || *due > now_ms_) return;
-  engine::effects changes;
-  processor_.brain->on_tick(now_ms_, changes);
-  send_effects(changes);
-}
-
-void world::send_effects(engine::effects& changes) {
-  if (faults_on_ && chance(mid_batch_crash_chance)) {
-    if (chance(0.5)) {
-      crash_processor(fault::processor_crash_before_commit);  // the batch is lost, unacked
-      return;
-    }
-    if (auto committed = processor_.store->commit(*processor_.brain, changes); !committed) {
-      fail("store commit failed: " + committed.error().detail);
-    }
-    crash_processor(fault::processor_crash_after_commit);  // durable, but nothing was sent
-    return;
-  }
-  struct sink {
-    world& owner;
-    void send_command(const command& message) { owner.on_command_sent(message); }
-    void publish(engine::derived_event& derived) { owner.on_derived(derived); }
-  } out{*this};
-  if (auto sent = processor::commit_then_send(*processor_.store, *processor_.brain, changes, out); !sent) {
-    fail("store commit failed: " + sent.error().detail);
+  if (!processor_.up || now_ms_ < processor_.stalled_until_ms) return;  // stalled: the bus buffers
+  processor_ports ports{*this, {}, {}};
+  try {
+    processor_.pump->turn(ports, ports, ports, now_ms_);
+  } catch (const crash_request& crash) {
+    crash_processor(crash.kind);
   }
 }
 
-void world::expect_task_outcome(const event& message, const engine::effects& changes,
+void world::expect_task_outcome(const event& message, const engine::effects& changes, std::size_t derived_from,
                                 const std::optional<engine::task_record>& before) {
   const auto& failed = std::get<events::task_failed>(message.body);
   const auto& brain = *processor_.brain;
@@ -861,7 +1019,8 @@ void world::expect_task_outcome(const event& message, const engine::effects& cha
   const bool listed = std::find(config.non_retryable_errors.begin(), config.non_retryable_errors.end(),
                                 failed.error_type) != config.non_retryable_errors.end();
   const bool retry_expected = failed.retryable && !listed && attempt - 1 < config.max_task_retries;
-  for (const auto& derived : changes.events) {
+  for (std::size_t at = derived_from; at < changes.events.size(); ++at) {
+    const auto& derived = changes.events[at];
     if (const auto* scheduled = std::get_if<events::task_retry_scheduled>(&derived.body)) {
       if (scheduled->task != failed.task) continue;
       if (!retry_expected) fail("task " + failed.task + " retried although the policy abandons it");
@@ -908,6 +1067,7 @@ void world::on_command_sent(const command& message) {
     }
     if (fresh) on_command_issued(message);
   }
+  if (processor_cut_off()) return;  // the broker is out of the processor's reach
   send(packet{false, message.node, 0, std::move(bytes)}, faults_on_);
 }
 
@@ -939,12 +1099,29 @@ void world::on_command_issued(const command& message) {
         message.node + " " + about(message.body));
 }
 
+// On a calm network (this seed's message faults off) a node can fall silent only by
+// going down: an agent of a node up for live_node_up_ms declared dead of its node's
+// silence was killed by the processor's own fault (a stall, an outage, a failing store).
+void world::expect_no_false_death(const engine::derived_event& derived) {
+  const auto* dead = std::get_if<events::agent_dead>(&derived.body);
+  if (dead == nullptr || intensity_ != 0.0 || dead->reason.find("no heartbeat from node") == std::string::npos) return;
+  const auto* record = processor_.brain->agent(dead->agent);
+  if (record == nullptr) return;
+  const auto* node = node_by_id(record->node);
+  if (node == nullptr || !node->up || now_ms_ < node->up_since_ms + live_node_up_ms) return;
+  fail("live agent " + dead->agent + " declared dead (" + dead->reason + "): its node " + node->id +
+       " has been up and heartbeating since t=" + std::to_string(node->up_since_ms - start_time_ms));
+}
+
 void world::on_derived(const engine::derived_event& derived) {
+  expect_no_false_death(derived);
   if (std::holds_alternative<events::task_abandoned>(derived.body)) ++sums_.abandoned;
   if (std::holds_alternative<events::agent_quarantined>(derived.body)) ++sums_.quarantined;
   if (std::holds_alternative<events::episode_shutdown>(derived.body)) ++sums_.episodes_shut_down;
   if (options_.verbose) {
-    trace("processor publishes " + std::string(kind_name(derived.body)) + " " + about(derived.body));
+    const auto* alert = std::get_if<events::alert>(&derived.body);
+    trace("processor publishes " + std::string(kind_name(derived.body)) + " " + about(derived.body) +
+          (alert != nullptr ? " " + alert->code + ": " + alert->message : std::string()));
   }
 }
 

@@ -15,10 +15,14 @@
 #include <utility>
 #include <vector>
 
+#include <deque>
+
 #include "command_dedup.hpp"
 #include "outbox.hpp"
+#include "pump.hpp"
 #include "rrh/engine/engine.hpp"
 #include "store.hpp"
+#include "store_guard.hpp"
 
 namespace rrh::sim {
 
@@ -38,6 +42,10 @@ enum class fault : std::uint8_t {
   agent_hang_permanent, ///< ... and a restart does not cure it
   clock_jump,           ///< time leaps forward by tens of seconds
   late_packets,         ///< a crashed node's in-flight events arrive after its restart
+  processor_stall,      ///< the processor alone stops for seconds (a VM pause) while the bus buffers
+  processor_cut_off,    ///< the bus is unreachable from the processor only, for seconds
+  commit_failure,       ///< the store refuses commits for a while (a full disk)
+  state_file_replaced,  ///< the state file is deleted or replaced under the running processor
   count_,
 };
 inline constexpr std::size_t fault_kinds = static_cast<std::size_t>(fault::count_);
@@ -59,6 +67,8 @@ struct totals {
   std::uint64_t episodes_shut_down = 0;
   std::uint64_t outbox_full = 0;
   std::uint64_t attempts_run_twice = 0;  ///< one attempt of a task run by two retry commands
+  std::uint64_t blind_spells = 0;        ///< times the processor lost sight (stall, deafness, store)
+  std::uint64_t stale_recovers_refused = 0;
 };
 
 /// A broken invariant; its text names the seed, the step and the simulated time.
@@ -102,6 +112,7 @@ struct sim_run {
 struct sim_node {
   std::string id;
   bool up = true;
+  time_ms up_since_ms = 0;
   time_ms restart_ms = 0;
   std::uint64_t incarnation = 0;
   std::unique_ptr<shim_detail::outbox> box;
@@ -118,12 +129,21 @@ struct sim_node {
   std::vector<std::pair<std::string, event_body>> backlog;
 };
 
-/// The processor: the real engine, store and commit rule.
+/// The processor: the real engine, store guard and pump (the processor's own loop body).
 struct sim_processor {
   bool up = true;
   time_ms restart_ms = 0;
-  std::unique_ptr<processor::store> store;
+  std::uint64_t incarnation = 0;
+  std::unique_ptr<processor::store_guard> store;
   std::unique_ptr<engine::engine> brain;
+  std::unique_ptr<processor::pump> pump;
+  std::deque<packet> inbox;          ///< delivered, not yet taken: the SUB socket's queue
+  time_ms stalled_until_ms = 0;      ///< processor_stall: no turn before this
+  time_ms cut_off_until_ms = 0;      ///< processor_cut_off: nothing in or out before this
+  std::uint64_t commits_to_fail = 0;  ///< commit_failure: commits still to refuse
+  bool commit_failing = false;       ///< the last commit was refused (injected)
+  time_ms next_failing_retry_ms = 0;
+  bool file_fault_open = false;      ///< the state file was taken away and is not rebuilt yet
 };
 
 class world {
@@ -176,11 +196,13 @@ class world {
   // ---- the processor ----
   void open_processor();
   void crash_processor(fault kind);
-  void processor_receive(const packet& message);
   void processor_tick();
-  void send_effects(engine::effects& changes);
-  void expect_task_outcome(const event& message, const engine::effects& changes,
+  void take_state_file();
+  bool processor_cut_off() const;
+  void expect_task_outcome(const event& message, const engine::effects& changes, std::size_t derived_from,
                            const std::optional<engine::task_record>& before);
+  void expect_no_false_death(const engine::derived_event& derived);
+  friend struct processor_ports;
   void expect_episode_threshold(const event& message);
   void on_command_sent(const command& message);
   void on_command_issued(const command& message);

@@ -270,8 +270,14 @@ TEST_CASE("status joins the shell's counters, the engine's counters and counts b
   CHECK(number_at(processor, "derived_events_published") == 5);
   const auto& engine = *data.find("engine");
   CHECK(number_at(engine, "events_applied") == 6);
-  CHECK(engine.members.size() == 13);
+  CHECK(engine.members.size() == 19);
   CHECK(number_at(data, "nodes") == 1);
+  // What an operator reads first: the store, whether the processor judges, the fleet, ingest.
+  CHECK(text_at(*data.find("store"), "state") == "ok");
+  CHECK(text_at(*data.find("sight"), "state") == "sees");
+  CHECK(text_at(*data.find("disruption"), "mode") == "normal");
+  CHECK(number_at(*data.find("disruption"), "nodes") == 1);
+  CHECK(text_at(*data.find("ingest"), "backlog") == "no");
 
   const auto& agents = *data.find("agents");
   CHECK(number_at(agents, "total") == 2);
@@ -416,4 +422,29 @@ TEST_CASE("an empty engine answers every request", "[control]") {
   }
   CHECK(rrh::ctl::to_json(data_of(answer_control(engine, processor_status{}, "agents"))) ==
         R"({"total":0,"truncated":false,"agents":[]})");
+}
+
+TEST_CASE("status says when the store is degraded and why the processor judges nobody", "[control]") {
+  rrh::engine::engine engine(rrh::engine::resilience_config{});
+  auto status = status_at(1'700'000'100'000);
+  status.store.degraded = true;
+  status.store.reason = "commit failed: database or disk is full";
+  status.store.since_wall_ms = 1'700'000'040'000;
+  status.store.failures = 7;
+  status.sight.store = true;
+  status.sight.deaf = true;
+  status.pump.echo_round_trip_ms = 1500;
+  status.pump.input_backlog = true;
+  engine.lose_sight(1'700'000'040'000, 1'700'000'100'000);
+  const auto data = data_of(answer_control(engine, status, "status"));
+  const auto& store = *data.find("store");
+  CHECK(text_at(store, "state") == "degraded");
+  CHECK(text_at(store, "reason") == "commit failed: database or disk is full");
+  CHECK(number_at(store, "since_ms") == 1'700'000'040'000);
+  CHECK(number_at(store, "failures") == 7);
+  const auto& sight = *data.find("sight");
+  CHECK(text_at(sight, "state") == "blind");
+  CHECK(text_at(sight, "why") == "deaf,store");
+  CHECK(number_at(*data.find("ingest"), "lag_ms") == 1500);
+  CHECK(text_at(*data.find("ingest"), "backlog") == "yes");
 }

@@ -146,6 +146,25 @@ TEST_CASE("max_tasks bounds the tasks of all agents together", "[engine][limits]
   REQUIRE(fixture.subject().task("t4") != nullptr);
 }
 
+TEST_CASE("a timer of a finished entity does not fire for the next one in its slot", "[engine][timers]") {
+  auto config = quiet_config();
+  config.acceptable_pause_ms = 86'400'000;
+  config.task_timeout_ms = 30'000;
+  engine_fixture fixture(config);
+  fixture.register_agent("n1", "a1");
+  fixture.start_task("n1", "t1", "a1");  // its timeout is armed for +30 s
+  fixture.advance(1000);
+  fixture.succeed_task("n1", "t1", "a1");  // its slot is free
+  fixture.advance(1000);
+  fixture.start_task("n1", "t2", "a1");  // takes the slot; its timeout is due 30 s from now
+  const auto started_ms = fixture.now();
+  fixture.advance_to(started_ms + 29'999);
+  REQUIRE(fixture.alerts("task.timeout").empty());
+  REQUIRE(fixture.subject().task("t2")->state == task_state::running);
+  fixture.advance_to(started_ms + 30'000);
+  REQUIRE(fixture.alerts("task.timeout").size() == 1);
+}
+
 TEST_CASE("timers: the shell sleeps until next_deadline", "[engine][timers]") {
   auto config = quiet_config();
   config.retry_backoff = backoff_policy::fixed;

@@ -192,6 +192,38 @@ std::string format_duration_ms(std::uint64_t duration_ms) {
   return buffer;
 }
 
+// The lines an operator reads first: is the store taking commits, is the processor
+// judging the fleet, is the fleet disrupted, how far behind is ingest.
+std::string status_summary(const json_value& data) {
+  const auto until = field_u64(data, "now_ms");
+  const auto ago = [&](const json_value& object, std::string_view key) {
+    const auto from = field_u64(object, key);
+    if (from == 0 || from > until) return std::string("?");
+    return format_duration_ms(until - from) + " ago";
+  };
+  std::string out;
+  if (const auto* store = data.find("store")) {
+    out += "store: " + field_text(*store, "state");
+    if (field_text(*store, "state") == "degraded") {
+      out += " (" + field_text(*store, "reason") + ", since " + ago(*store, "since_ms") + ")";
+    }
+    out += '\n';
+  }
+  if (const auto* sight = data.find("sight")) {
+    out += "sight: " + field_text(*sight, "state");
+    if (field_text(*sight, "state") == "blind") out += " (" + field_text(*sight, "why") + "): nobody is judged";
+    out += '\n';
+  }
+  if (const auto* disruption = data.find("disruption")) {
+    out += "fleet: " + field_text(*disruption, "mode") + " (" + field_text(*disruption, "silent_nodes") + " of " +
+           field_text(*disruption, "nodes") + " nodes silent)\n";
+  }
+  if (const auto* ingest = data.find("ingest")) {
+    out += "ingest: lag " + field_text(*ingest, "lag_ms") + " ms, backlog " + field_text(*ingest, "backlog") + "\n";
+  }
+  return out.empty() ? out : out + '\n';
+}
+
 std::string format_pretty(std::string_view command, const json_value& data) {
   if (command == "agents") {
     return format_list(data, "agents", {"AGENT", "NODE", "STATE", "ATTEMPTS", "POOL", "EPISODE"},
@@ -224,6 +256,7 @@ std::string format_pretty(std::string_view command, const json_value& data) {
                          return {field_text(request, "request"), field_text(request, "meaning")};
                        });
   }
+  if (command == "status") return status_summary(data) + format_fields(data);
   return format_fields(data);
 }
 

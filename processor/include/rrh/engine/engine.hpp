@@ -111,6 +111,15 @@ class engine {
   /// restart), and the held timers fire late by as long as the blindness lasted.
   void regain_sight(time_ms now, effects& out);
   bool blind() const noexcept;
+  /// The shell publishes its own echo on the bus and reports each one it hears back with
+  /// bus_heard. With a timeout set, a timer that would judge someone's silence while no
+  /// echo sent within the last `timeout_ms` was heard makes the engine lose sight itself
+  /// (since the last echo heard): the processor never judges while it may be deaf. The
+  /// window starts at `now`. 0 turns the check off (the default).
+  void expect_echo(std::uint64_t timeout_ms, time_ms now);
+  /// The bus carried the processor's own message sent at `sent_ms`.
+  void bus_heard(time_ms sent_ms);
+  time_ms heard_ms() const noexcept;
   /// More than disruption_threshold of the known nodes silent at once: recoveries are paced
   /// by disruption_recovery_rate_per_s (0: paused) until the fleet answers again.
   bool disrupted() const noexcept;
