@@ -274,28 +274,30 @@ void write_counts(object_writer& writer, std::string_view key, std::uint64_t tot
   group.close();
 }
 
+// The state arrays above are in enum order, so the engine's counts (indexed by the enum's
+// value) line up with them.
 template <class State, std::size_t count>
-void count_state(std::array<std::uint64_t, count>& by_state, const std::array<State, count>& states,
-                 State state) {
-  const auto found = std::find(states.begin(), states.end(), state);
-  if (found != states.end()) ++by_state[static_cast<std::size_t>(found - states.begin())];
+constexpr bool in_enum_order(const std::array<State, count>& states) {
+  for (std::size_t index = 0; index < count; ++index) {
+    if (static_cast<std::size_t>(states[index]) != index) return false;
+  }
+  return true;
 }
+static_assert(in_enum_order(agent_states) && in_enum_order(task_states) && in_enum_order(episode_states));
 
+// O(1) in the size of the state: the engine keeps its counts by state as states change,
+// so a status request at a million tasks costs what it costs at ten.
 std::string write_status(const rrh::engine::engine& engine, const processor_status& status) {
-  std::array<std::uint64_t, agent_states.size()> agents_by_state{};
-  std::array<std::uint64_t, task_states.size()> tasks_by_state{};
-  std::array<std::uint64_t, episode_states.size()> episodes_by_state{};
-  std::uint64_t nodes = 0;
+  const auto& counts = engine.counts();
+  const auto& agents_by_state = counts.agents;
+  const auto& tasks_by_state = counts.tasks;
+  const auto& episodes_by_state = counts.episodes;
+  static_assert(std::tuple_size_v<std::decay_t<decltype(counts.agents)>> == agent_states.size());
+  static_assert(std::tuple_size_v<std::decay_t<decltype(counts.tasks)>> == task_states.size());
+  static_assert(std::tuple_size_v<std::decay_t<decltype(counts.episodes)>> == episode_states.size());
+  const std::uint64_t nodes = engine.node_count();
   std::uint64_t episodes = 0;
-  engine.for_each_node([&nodes](const rrh::engine::node_record&) { ++nodes; });
-  engine.for_each_agent(
-      [&](const agent_record& agent) { count_state(agents_by_state, agent_states, agent.state); });
-  engine.for_each_task(
-      [&](const task_record& task) { count_state(tasks_by_state, task_states, task.state); });
-  engine.for_each_episode([&](const episode_record& episode) {
-    ++episodes;
-    count_state(episodes_by_state, episode_states, episode.state);
-  });
+  for (const auto count : episodes_by_state) episodes += count;
 
   std::string out;
   object_writer writer(out);

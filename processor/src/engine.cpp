@@ -398,6 +398,7 @@ struct engine::impl {
   std::vector<timer> held;       // timers that judge silence and fell due while blind
   std::size_t silent_nodes = 0;  // nodes with `silent` set
   bool disrupted = false;
+  state_counts counts;  // records by state, kept as states change: status is O(1)
 
   // ---- helpers ------------------------------------------------------------------------
 
@@ -727,8 +728,33 @@ struct engine::impl {
     change_agent(agent, [&] { agent.stale = stale; });
   }
 
+  // Every count of records by state moves here, and where records are made and removed.
+  template <std::size_t size, class State>
+  static void count_in(std::array<std::uint64_t, size>& by_state, State state) {
+    ++by_state[static_cast<std::size_t>(state)];
+  }
+  template <std::size_t size, class State>
+  static void count_out(std::array<std::uint64_t, size>& by_state, State state) {
+    RRH_ASSERT(by_state[static_cast<std::size_t>(state)] > 0);
+    --by_state[static_cast<std::size_t>(state)];
+  }
+
+  void set_task_state(task_slot& task, task_state state) {
+    count_out(counts.tasks, task.record.state);
+    task.record.state = state;
+    count_in(counts.tasks, state);
+  }
+
+  void set_episode_state(episode_slot& episode, episode_state state) {
+    count_out(counts.episodes, episode.record.state);
+    episode.record.state = state;
+    count_in(counts.episodes, state);
+  }
+
   void set_state(agent_slot& agent, agent_state state) {
     if (agent.record.state == state) return;
+    count_out(counts.agents, agent.record.state);
+    count_in(counts.agents, state);
     change_agent(agent, [&] { agent.record.state = state; });
     agent.record.state_since_ms = now;
     if (state == agent_state::healthy) agent.healthy_since_ms = now;
@@ -1013,6 +1039,7 @@ struct engine::impl {
       }
       slot = agents.insert(data.agent);
       auto& fresh = agents[*slot];
+      count_in(counts.agents, fresh.record.state);
       fresh.record.agent = data.agent;
       fresh.record.registered_ms = now;
       fresh.record.state_since_ms = now;
@@ -1088,6 +1115,7 @@ struct engine::impl {
     const auto episode_id = agent.record.episode;
     const auto id = agent.record.agent;
     if (auto* episode = episode_of(agent)) episode->agents.erase(slot);
+    count_out(counts.agents, agent.record.state);
     agents.erase(id);
     out->agents_removed.push_back(id);
     if (const auto episode_slot_index = episodes.find(episode_id)) {
@@ -1108,6 +1136,7 @@ struct engine::impl {
     }
     const auto slot = episodes.insert(id);
     auto& episode = episodes[slot];
+    count_in(counts.episodes, episode.record.state);
     episode.record.episode = id;
     episode.record.started_ms = now;
     episode.config = base;
@@ -1146,6 +1175,7 @@ struct engine::impl {
       }
     });
     if (!oldest) return false;
+    count_out(counts.episodes, episode_state::ended);
     episodes.erase(*oldest);
     out->episodes_changed.push_back(*oldest);  // gone from the engine: the store deletes it
     return true;
@@ -1246,7 +1276,7 @@ struct engine::impl {
 
   void shutdown_episode(std::uint32_t slot, const std::string& reason) {
     auto& episode = episodes[slot];
-    episode.record.state = episode_state::shutting_down;
+    set_episode_state(episode, episode_state::shutting_down);
     episode.record.shutdown_deadline_ms = now + episode.config->shutdown_grace_ms;
     mark(episode);
     publish(episode.record.episode, events::episode_shutdown{reason, episode.record.errors});
@@ -1267,7 +1297,7 @@ struct engine::impl {
     auto& episode = episodes[slot];
     if (episode.record.state == episode_state::ended) return;
     ++episode.generation;
-    episode.record.state = episode_state::ended;
+    set_episode_state(episode, episode_state::ended);
     episode.record.status = status;
     episode.record.ended_ms = now;
     mark(episode);
@@ -1334,6 +1364,7 @@ struct engine::impl {
     ++agent.tasks;
     const auto slot = tasks.insert(task_id);
     auto& task = tasks[slot];
+    count_in(counts.tasks, task.record.state);
     task.record.task = task_id;
     task.record.agent = agent_id;
     task.record.episode = episode;
@@ -1349,6 +1380,7 @@ struct engine::impl {
       if (agent.tasks > 0) --agent.tasks;
     }
     out->tasks_removed.push_back(task.record.task);
+    count_out(counts.tasks, task.record.state);
     tasks.erase(task.record.task);
   }
 
@@ -1360,7 +1392,7 @@ struct engine::impl {
     cancel_command(task.retry_command);  // the retry evidently arrived
     task.retry_command = 0;
     ++task.generation;
-    task.record.state = task_state::running;
+    set_task_state(task, task_state::running);
     task.record.agent = data.agent;
     task.record.attempt = std::max(task.record.attempt, data.attempt);
     if (const auto owner = owner_of(task)) task.record.pool = agents[*owner].record.pool;
@@ -1431,7 +1463,7 @@ struct engine::impl {
       return;
     }
     const auto delay_ms = retry_delay_ms(config, retries_done + 1);
-    task.record.state = task_state::retry_scheduled;
+    set_task_state(task, task_state::retry_scheduled);
     task.record.retry_due_ms = now + delay_ms;
     ++task.generation;
     schedule(task.record.retry_due_ms, timer_kind::task_retry, slot, task.generation);
@@ -1508,7 +1540,7 @@ struct engine::impl {
     auto& agent = agents[*target];
     const auto from_agent = agent.record.agent == task.record.agent ? std::string() : task.record.agent;
     task.record.attempt += 1;
-    task.record.state = task_state::retrying;
+    set_task_state(task, task_state::retrying);
     if (!from_agent.empty()) {
       if (const auto owner = agents.find(task.record.agent); owner && agents[*owner].tasks > 0) --agents[*owner].tasks;
       ++agent.tasks;
@@ -1522,7 +1554,7 @@ struct engine::impl {
       // Not sent (pending-command limit): not an attempt; try again after the base delay
       // rather than leave the task waiting for an outcome that cannot come.
       task.record.attempt -= 1;
-      task.record.state = task_state::retry_scheduled;
+      set_task_state(task, task_state::retry_scheduled);
       task.record.retry_due_ms = now + config.task_retry_delay_ms;
       ++task.generation;
       schedule(task.record.retry_due_ms, timer_kind::task_retry, slot, task.generation);
@@ -1614,7 +1646,7 @@ struct engine::impl {
           auto& task = tasks[*slot];
           task.retry_command = 0;
           task.record.attempt -= 1;  // never delivered: not an attempt
-          task.record.state = task_state::retry_scheduled;
+          set_task_state(task, task_state::retry_scheduled);
           task.record.retry_due_ms = now;
           ++task.generation;
           schedule(now, timer_kind::task_retry, *slot, task.generation);
@@ -1991,6 +2023,7 @@ struct engine::impl {
       const auto slot = episodes.insert(record.episode);
       auto& episode = episodes[slot];
       episode.record = record;
+      count_in(counts.episodes, record.state);
       auto applied = apply_overrides(*base, record.overrides);
       episode.config = applied ? std::make_shared<const resilience_config>(std::move(applied.value())) : base;
       for (const auto& agent : record.agents_seen) episode.seen.insert(agent);
@@ -2016,6 +2049,7 @@ struct engine::impl {
       const auto slot = agents.insert(record.agent);
       auto& agent = agents[slot];
       agent.record = record;
+      count_in(counts.agents, record.state);
       agent.node = *node_slot_index;
       agent.healthy_since_ms = record.state == agent_state::healthy ? now : 0;
       nodes[*node_slot_index].agents.push_back(slot);
@@ -2035,6 +2069,7 @@ struct engine::impl {
       const auto slot = tasks.insert(record.task);
       auto& task = tasks[slot];
       task.record = record;
+      count_in(counts.tasks, record.state);
       if (const auto agent_slot_index = agents.find(record.agent)) ++agents[*agent_slot_index].tasks;
       if (record.state == task_state::retry_scheduled) {
         schedule(record.retry_due_ms, timer_kind::task_retry, slot, task.generation);
@@ -2137,6 +2172,7 @@ bool engine::blind() const noexcept { return impl_->blind; }
 bool engine::disrupted() const noexcept { return impl_->disrupted; }
 std::size_t engine::silent_node_count() const noexcept { return impl_->silent_nodes; }
 std::size_t engine::node_count() const noexcept { return impl_->nodes.size(); }
+const state_counts& engine::counts() const noexcept { return impl_->counts; }
 
 void engine::on_tick(time_ms now, effects& out) {
   impl_->now = std::max(impl_->now, now);

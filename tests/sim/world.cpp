@@ -362,6 +362,16 @@ void world::check_invariants() {
     }
   });
   if (agents != brain.agent_count()) fail("agent_count does not match the agents visited");
+  // The counts by state that status reports without scanning agree with a scan.
+  engine::state_counts scanned;
+  brain.for_each_agent([&](const engine::agent_record& agent) { ++scanned.agents[static_cast<std::size_t>(agent.state)]; });
+  brain.for_each_task([&](const engine::task_record& task) { ++scanned.tasks[static_cast<std::size_t>(task.state)]; });
+  brain.for_each_episode(
+      [&](const engine::episode_record& episode) { ++scanned.episodes[static_cast<std::size_t>(episode.state)]; });
+  const auto& kept = brain.counts();
+  if (scanned.agents != kept.agents || scanned.tasks != kept.tasks || scanned.episodes != kept.episodes) {
+    fail("the engine's counts by state differ from a scan of its records");
+  }
   std::size_t tasks = 0;
   brain.for_each_task([&](const engine::task_record& task) {
     ++tasks;

@@ -4,6 +4,7 @@
 /// send, derived events to publish, and the keys of records whose state changed (for the
 /// store). The shell commits those changes before it sends the commands and acks.
 #include <cstdint>
+#include <array>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -69,6 +70,14 @@ struct engine_stats {
   std::uint64_t nodes_forgotten = 0;      ///< nodes dead for node_retention, removed
 };
 
+/// Records by state (index: the enum's value), kept as states change, so that a status
+/// answer costs the same at a million tasks as at ten.
+struct state_counts {
+  std::array<std::uint64_t, 7> agents{};    ///< by agent_state
+  std::array<std::uint64_t, 5> tasks{};     ///< by task_state
+  std::array<std::uint64_t, 3> episodes{};  ///< by episode_state
+};
+
 /// Everything the store holds, for a restart.
 struct snapshot {
   std::vector<node_record> nodes;
@@ -124,6 +133,7 @@ class engine {
   /// by disruption_recovery_rate_per_s (0: paused) until the fleet answers again.
   bool disrupted() const noexcept;
   std::size_t silent_node_count() const noexcept;
+  const state_counts& counts() const noexcept;
   std::size_t node_count() const noexcept;
 
   /// The earliest pending timer, if any: the shell sleeps until then.
