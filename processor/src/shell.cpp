@@ -80,6 +80,13 @@ class processor_shell {
     spdlog::info("processor {} up: events <- {}, commands -> {}, derived events -> {}, control {}, state {}",
                  settings_.node_id, settings_.events_endpoint, settings_.commands_endpoint,
                  settings_.publish_endpoint, rrh::bound_endpoint(control_), settings_.state_path);
+    const auto& detection = settings_.resilience;
+    if (settings_.echo_interval_ms > 0 && detection.failure_detector == engine::detector_mode::phi_accrual &&
+        settings_.echo_timeout_ms >= detection.acceptable_pause_ms) {
+      spdlog::warn("echo_timeout ({} ms) is not below acceptable_pause ({} ms): a broker outage may be judged as the "
+                   "fleet's silence before the processor notices it is deaf; lower echo_timeout",
+                   settings_.echo_timeout_ms, detection.acceptable_pause_ms);
+    }
     std::printf("rrh-processor ready control=%s\n", rrh::bound_endpoint(control_).c_str());
     std::fflush(stdout);
     return loop();
