@@ -539,6 +539,14 @@ struct engine::impl {
     schedule_node_check(slot);
   }
 
+  // A window as a restart gives: no statistics from before (a silence or a backlog that
+  // the processor could not judge would distort them for minutes), silence measured from
+  // now against the interval the node promised.
+  void fresh_window(std::uint32_t slot) {
+    nodes[slot].detector = phi_detector{};
+    start_detection(slot, std::max<std::uint64_t>(nodes[slot].record.heartbeat_interval_ms, 1));
+  }
+
   // ---- the disruption guard -----------------------------------------------------------------
   // When more than disruption_threshold of the known nodes are silent at once, the cause
   // is more likely between them and the processor than in each of them: recoveries slow
@@ -576,7 +584,7 @@ struct engine::impl {
     // fresh window (the rest of the fleet's answers are seconds behind), and their agents'
     // recoveries wait for that verdict.
     nodes.for_each_index([&](std::uint32_t slot) {
-      if (nodes[slot].silent) start_detection(slot, std::max<std::uint64_t>(nodes[slot].record.heartbeat_interval_ms, 1));
+      if (nodes[slot].silent) fresh_window(slot);
     });
     drain_recovery_queue();
   }
@@ -2003,9 +2011,7 @@ struct engine::impl {
     if (!blind) return;
     blind = false;
     const time_ms blind_ms = now - blind_since_ms;
-    nodes.for_each_index([&](std::uint32_t slot) {
-      start_detection(slot, std::max<std::uint64_t>(nodes[slot].record.heartbeat_interval_ms, 1));
-    });
+    nodes.for_each_index([&](std::uint32_t slot) { fresh_window(slot); });
     for (auto due : held) {
       if (due.kind == timer_kind::node_check) continue;  // the fresh windows replace them
       due.due = std::max(now, due.due + blind_ms);

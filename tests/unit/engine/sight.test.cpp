@@ -195,3 +195,24 @@ TEST_CASE("node_retention: a node dead that long is forgotten with its agents", 
   REQUIRE(fixture.subject().node("n4") != nullptr);
   REQUIRE(fixture.subject().agent("a4") != nullptr);
 }
+
+TEST_CASE("after a long blindness a phi detector judges from a fresh window, not from the gap", "[engine][sight]") {
+  engine_fixture fixture(quiet_config());  // phi accrual, Akka's defaults
+  std::vector<std::string> beating;
+  for (int index = 1; index <= 10; ++index) beating.push_back("n" + std::to_string(index));
+  fleet(fixture, 10);
+  fixture.advance_with_heartbeats(fixture.now() + 30'000, beating);
+  fixture.lose_sight(fixture.now());
+  fixture.stall(60'000);
+  fixture.deliver_batch(heartbeats_of(fixture, 1, 9));  // n10 died while the processor was blind
+  fixture.regain_sight();
+  const auto sight_ms = fixture.now();
+  beating.pop_back();
+  fixture.advance_with_heartbeats(sight_ms + 15'000, beating);
+  const auto dead = fixture.events_of<events::agent_dead>();
+  REQUIRE(dead.size() == 1);
+  REQUIRE(dead[0].agent == "a10");
+  // About as long as a node that falls silent at sight_ms takes with the defaults (~4.5 s
+  // plus the pause), not the minutes that a 60 s interval in its statistics would take.
+  REQUIRE(fixture.times_of<events::agent_dead>()[0] <= sight_ms + 10'000);
+}
