@@ -1,8 +1,11 @@
-// Chaos on real processes. A broker, a processor (state in a real SQLite file) and several
-// rrh-agent nodes run on loopback under load; over many rounds the processor, the broker
-// and random agent nodes are SIGKILLed at random instants and started again. Then a calm
-// phase lets every task finish, and what the agents journaled (rrh-agent --journal) is
-// compared with what the processor recorded (rrh-ctl tasks / agents):
+// Chaos on real processes. A broker, a processor (state in a real SQLite file, on a small
+// tmpfs the test mounts) and several rrh-agent nodes run on loopback under load; over many
+// rounds the processor, the broker and random agent nodes are SIGKILLed at random instants
+// and started again, the processor and the broker are SIGSTOPped for several times the
+// failure detector's window and continued, and the processor's disk is filled for a while
+// and freed. Then a calm phase lets every task finish, and what the agents journaled
+// (rrh-agent --journal) is compared with what the processor recorded (rrh-ctl tasks /
+// agents):
 //
 // - no lost critical event: every event an agent journaled and then saw acked (an
 //   "acked <k>" line), and every event of a node that was never killed, had its effect:
@@ -14,7 +17,12 @@
 //   every retry answered a journaled failure and stayed within the retry limit;
 // - every agent in the right state: agents of live nodes healthy, agents of killed nodes
 //   dead, recovering or quarantined; an unfinished task is one whose progress died with a
-//   killed node (GUARANTEES.md: tasks running on an agent that dies are not retried).
+//   killed node (GUARANTEES.md: tasks running on an agent that dies are not retried);
+// - no judgement of a live node: no agent.dead published for an agent whose node still
+//   ran, no agent.recover relayed to a node that still ran, none executed (journaled) at
+//   all — the processor's stalls, the broker's and a full disk are its own faults, not the
+//   fleet's;
+// - the processor survives a full disk: the same process goes degraded and back to ok.
 //
 // The run is seeded: it prints `seed=N` first; RRH_CHAOS_SEED=N replays the same kill
 // schedule (process timing still varies).
@@ -36,22 +44,54 @@
 #include <filesystem>
 #include <fstream>
 #include <sstream>
+#include <thread>
 
+#include "chaos_support.hpp"
 #include "processor_fixture.hpp"
 
 using namespace std::chrono_literals;
 using rrh::test::child_process;
 using rrh::test::wait_until;
+using rrh::test::chaos::judgement_watch;
+using rrh::test::chaos::small_tmpfs;
 
 namespace {
 
 // ---- the shape of a run ----------------------------------------------------------------
 
 constexpr int rounds = 20;                                   ///< kills in the chaos phase
-constexpr std::chrono::milliseconds chaos_duration{60'000};  ///< planned length of the chaos phase
+constexpr std::chrono::milliseconds chaos_duration{60'000};  ///< planned length of the kill rounds
+/// Rounds of each kind besides the kills (SIGSTOP of the processor, of the broker, a full
+/// disk), put among the kills at random places.
+constexpr int pause_rounds_per_kind = 2;
+/// What those rounds add to the chaos phase, planned: the agents get work for it too.
+constexpr std::chrono::milliseconds pause_rounds_duration{24'000};
+constexpr std::chrono::milliseconds planned_duration = chaos_duration + pause_rounds_duration;
+/// A SIGSTOP lasts several times the failure detector's window at test speed (about half
+/// a second, processor_fixture.hpp), so that a processor judging by silence it could not
+/// hear would declare live agents dead.
+constexpr std::uint64_t stop_ms_min = 1500;
+constexpr std::uint64_t stop_ms_max = 2500;
+/// After a SIGCONT, or the disk freed: the processor must see again within this, and is
+/// then watched for as long as observe_window for a false judgement before the next round.
+constexpr std::chrono::milliseconds sight_deadline{10'000};
+constexpr std::chrono::milliseconds observe_window{1000};
+/// The processor's state directory: a tmpfs of this size, filled by the full-disk rounds.
+constexpr const char* state_disk_size = "32m";
+/// A full disk must degrade the processor within this (it commits several times a second
+/// under the agents' load), stays full for a random hold, and the store must be ok again
+/// within store_recover_deadline of freeing it (the retry backoff is capped at 5 s).
+constexpr std::chrono::milliseconds degrade_deadline{10'000};
+constexpr std::uint64_t disk_full_hold_ms_min = 500;
+constexpr std::uint64_t disk_full_hold_ms_max = 2000;
+constexpr std::chrono::milliseconds store_recover_deadline{15'000};
 constexpr std::chrono::milliseconds calm_deadline{60'000};   ///< longest calm phase
 constexpr std::size_t live_nodes = 4;                        ///< agent nodes running at any time
 constexpr std::size_t agents_per_node = 2;
+/// A full disk degrades the processor only once SQLite needs a new page: under a steady
+/// load it rewrites its WAL in place. So a full-disk round also starts a node of this many
+/// agents (one task each), whose registrations are new rows the store must grow for.
+constexpr std::size_t disk_full_burst_agents = 64;
 constexpr std::uint64_t task_ms = 50;
 constexpr const char* fail_rate = "0.3";
 constexpr std::uint64_t max_task_retries = 2;
@@ -202,30 +242,67 @@ struct node_run {
   std::string node;
   std::string journal_path;
   std::uint64_t tasks = 0;
+  std::size_t agents = agents_per_node;
   bool killed = false;
+  std::chrono::steady_clock::time_point killed_at{};  ///< when SIGKILL was sent
   std::unique_ptr<child_process> process;
   std::unique_ptr<line_counter> counter;
   journal record;  ///< read at the end
 };
 
-enum class target { processor, broker, agent };
+/// What a round strikes: a SIGKILL of the processor, the broker or an agent node; a
+/// SIGSTOP of the processor or the broker; the processor's disk filled.
+enum class target { processor, broker, agent, processor_stop, broker_stop, disk_full };
 
 const char* name_of(target kind) {
   switch (kind) {
-    case target::processor: return "processor";
-    case target::broker: return "broker";
+    case target::processor:
+    case target::processor_stop: return "processor";
+    case target::broker:
+    case target::broker_stop: return "broker";
     case target::agent: return "agent";
+    case target::disk_full: return "disk";
   }
   return "?";
 }
+
+/// The first `"key":<number>` in `json`, or nothing.
+std::optional<std::uint64_t> json_number(const std::string& json, const std::string& key) {
+  const auto at = json.find('"' + key + "\":");
+  if (at == std::string::npos) return std::nullopt;
+  const auto digits = at + key.size() + 3;
+  const auto end = json.find_first_not_of("0123456789", digits);
+  if (end == digits) return std::nullopt;
+  return std::stoull(json.substr(digits, end - digits));
+}
+
+/// The `"key":"<text>"` right after `"object":{…` in `json` (an object of flat fields), or "".
+std::string json_text_in(const std::string& json, const std::string& object, const std::string& key) {
+  const auto start = json.find('"' + object + "\":{");
+  if (start == std::string::npos) return {};
+  const auto end = json.find('}', start);
+  const auto field = json.find('"' + key + "\":\"", start);
+  if (field == std::string::npos || field > end) return {};
+  const auto text = field + key.size() + 4;
+  return json.substr(text, json.find('"', text) - text);
+}
+
+/// A round as the report and the judgement check see it.
+struct round_record {
+  int number = 0;
+  target kind = target::agent;
+  std::chrono::steady_clock::time_point began, ended;
+  std::string report;
+};
 
 class chaos_bus {
  public:
   explicit chaos_bus(std::uint64_t seed)
       : random_(seed),
         scratch_("rrh-chaos"),
+        disk_(scratch_.file("state"), state_disk_size),
         config_path_(scratch_.file("rrh.yaml")),
-        state_path_(scratch_.file("state.db")) {
+        state_path_(disk_.file("state.db")) {
     auto resilience = rrh::test::test_speed_resilience();
     // A fixed one-second retry delay keeps retries pending across kills.
     resilience["retry_backoff"] = "fixed";
@@ -233,6 +310,7 @@ class chaos_bus {
     resilience["max_task_retries"] = std::to_string(max_task_retries);
     rrh::test::write_file(config_path_, rrh::test::resilience_yaml(resilience));
     start_broker();
+    watch_ = std::make_unique<judgement_watch>(events_out_);
     start_processor();
   }
 
@@ -265,15 +343,16 @@ class chaos_bus {
   }
 
   /// A new agent node (a new node id: task ids are per node, so a node is never reused).
-  void start_node(std::uint64_t tasks) {
+  void start_node(std::uint64_t tasks, std::size_t agents = agents_per_node) {
     auto run = std::make_unique<node_run>();
     run->node = "chaos-n" + std::to_string(nodes_.size() + 1);
     run->journal_path = scratch_.file(run->node + ".journal");
     run->tasks = tasks;
+    run->agents = agents;
     run->counter = std::make_unique<line_counter>(run->journal_path);
     run->process = std::make_unique<child_process>(
         rrh::test::binary_path("rrh-agent"),
-        std::vector<std::string>{"--node", run->node, "--agents", std::to_string(agents_per_node), "--pool",
+        std::vector<std::string>{"--node", run->node, "--agents", std::to_string(agents), "--pool",
                                  "chaos", "--task-ms", std::to_string(task_ms), "--fail-rate", fail_rate,
                                  "--tasks", std::to_string(tasks), "--heartbeat-ms", "100", "--seed",
                                  std::to_string(random_()), "--events", events_in_, "--commands",
@@ -335,7 +414,8 @@ class chaos_bus {
         auto* victim = alive[uniform(0, alive.size() - 1)];
         kill(*victim->process, victim->node.c_str());
         victim->killed = true;
-        const auto remaining = chaos_duration - std::min(chaos_duration, elapsed());
+        victim->killed_at = std::chrono::steady_clock::now();
+        const auto remaining = planned_duration - std::min(planned_duration, elapsed());
         const auto tasks = std::max<std::uint64_t>(
             tasks_min, static_cast<std::uint64_t>(remaining.count()) * 8 / 10 / task_ms);
         start_node(tasks);
@@ -343,8 +423,99 @@ class chaos_bus {
              << tasks << " tasks per agent)";
         break;
       }
+      case target::processor_stop:
+      case target::broker_stop: pause(kind == target::processor_stop ? *processor_ : *broker_, kind, line); break;
+      case target::disk_full: fill_disk(line); break;
     }
     return line.str();
+  }
+
+  /// The processor's `rrh-ctl status`, or "" (it does not answer).
+  std::string status() { return ask(control_, "status").value_or(""); }
+  bool sees() { return json_text_in(status(), "sight", "state") == "sees"; }
+  std::string store_state() { return json_text_in(status(), "store", "state"); }
+
+  /// SIGSTOP, a pause of several detection windows, SIGCONT; then the processor must see
+  /// again, and is watched for a while for a false judgement (the final check names it).
+  void pause(child_process& victim, target kind, std::ostringstream& line) {
+    const auto before = status();
+    const auto pause_ms = uniform(stop_ms_min, stop_ms_max);
+    victim.signal(SIGSTOP);
+    std::this_thread::sleep_for(std::chrono::milliseconds(pause_ms));  // the fault itself: a pause
+    victim.signal(SIGCONT);
+    const auto resumed = std::chrono::steady_clock::now();
+    line << "SIGSTOP " << name_of(kind) << " " << pause_ms << " ms";
+    if (!wait_until([this] { return sees(); }, sight_deadline)) {
+      fail_round(line, "the processor does not see " + std::to_string(sight_deadline.count()) +
+                           " ms after SIGCONT: " + status());
+      return;
+    }
+    line << ", sight back " << since_ms(resumed) << " ms after SIGCONT";
+    const auto after = status();
+    for (const char* counter : {"stalls", "deaf_spells", "blind_spells"}) {
+      line << ", " << counter << " +"
+           << json_number(after, counter).value_or(0) - json_number(before, counter).value_or(0);
+    }
+    const auto judged = watch_->count();
+    wait_until([&] { return watch_->count() > judged; }, observe_window);
+  }
+
+  /// Fills the processor's disk, holds it full, frees it: the same processor goes degraded
+  /// and back to ok, and nothing acked is lost (the final check).
+  void fill_disk(std::ostringstream& line) {
+    const auto pid = processor_->pid();
+    const auto filler = disk_.file("filler");
+    const auto bytes = small_tmpfs::fill(filler);
+    const auto filled = std::chrono::steady_clock::now();
+    start_node(1, disk_full_burst_agents);
+    line << "disk full (filler " << bytes / 1024 << " KiB), started " << nodes_.back()->node << " ("
+         << disk_full_burst_agents << " agents)";
+    std::string reason;
+    const bool degraded = wait_until(
+        [&] {
+          const auto answer = status();
+          reason = json_text_in(answer, "store", "reason");
+          return json_text_in(answer, "store", "state") == "degraded";
+        },
+        degrade_deadline);
+    if (degraded) {
+      line << ", degraded after " << since_ms(filled) << " ms (" << reason << ")";
+    } else {
+      fail_round(line, "the processor's store not degraded " + std::to_string(degrade_deadline.count()) +
+                           " ms after its disk filled: " + status());
+    }
+    const auto hold_ms = uniform(disk_full_hold_ms_min, disk_full_hold_ms_max);
+    std::this_thread::sleep_for(std::chrono::milliseconds(hold_ms));  // the fault itself: a full disk for a while
+    std::filesystem::remove(filler);
+    const auto freed = std::chrono::steady_clock::now();
+    line << ", freed after " << hold_ms << " ms more";
+    if (wait_until([this] { return store_state() == "ok"; }, store_recover_deadline)) {
+      line << ", store ok " << since_ms(freed) << " ms after";
+    } else {
+      fail_round(line, "the processor's store not ok " + std::to_string(store_recover_deadline.count()) +
+                           " ms after its disk was freed: " + status());
+    }
+    if (!processor_->running() || processor_->pid() != pid) {
+      fail_round(line, "the processor (pid " + std::to_string(pid) + ") did not survive its full disk");
+      gone_.emplace_back("processor", std::move(processor_));
+      start_processor();  // the run goes on, judged with this failure
+      return;
+    }
+    if (!wait_until([this] { return sees(); }, sight_deadline)) {
+      fail_round(line, "the processor does not see " + std::to_string(sight_deadline.count()) +
+                           " ms after its disk was freed: " + status());
+    }
+    const auto judged = watch_->count();
+    wait_until([&] { return watch_->count() > judged; }, observe_window);
+  }
+
+  void fail_round(std::ostringstream& line, const std::string& what) {
+    line << "; FAILED: " << what;
+    problems_.push_back(what);
+  }
+
+  static std::int64_t since_ms(std::chrono::steady_clock::time_point from) {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - from).count();
   }
 
   std::chrono::milliseconds elapsed() const {
@@ -374,6 +545,9 @@ class chaos_bus {
   }
 
   const std::string& control() const { return control_; }
+  const judgement_watch& watch() const { return *watch_; }
+  const std::vector<std::string>& problems() const { return problems_; }
+  std::chrono::steady_clock::time_point started() const { return started_; }
   std::vector<std::unique_ptr<node_run>>& nodes() { return nodes_; }
   std::mt19937_64& random() { return random_; }
   child_process& processor() { return *processor_; }
@@ -382,13 +556,16 @@ class chaos_bus {
  private:
   std::mt19937_64 random_;
   rrh::test::scratch_directory scratch_;
+  small_tmpfs disk_;  ///< after scratch_, before the processes: unmounted once they are gone
   std::string config_path_;
   std::string state_path_;
   std::string events_in_, events_out_, commands_in_, commands_out_, control_;
+  std::unique_ptr<judgement_watch> watch_;
   std::unique_ptr<child_process> broker_;
   std::unique_ptr<child_process> processor_;
   std::vector<std::unique_ptr<node_run>> nodes_;
   std::vector<std::pair<std::string, std::unique_ptr<child_process>>> gone_;  ///< killed processors, brokers
+  std::vector<std::string> problems_;  ///< what the rounds themselves found wrong
   std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
 };
 
@@ -416,6 +593,8 @@ struct verdict {
   std::uint64_t retries_rerun_after_kill = 0;
   std::uint64_t rollbacks = 0;
   std::uint64_t tasks_unfinished = 0;
+  std::uint64_t deaths_seen = 0;    ///< agent.dead on the bus
+  std::uint64_t recovers_seen = 0;  ///< agent.recover relayed by the broker
   void fail(std::string what) { problems.push_back(std::move(what)); }
 };
 
@@ -454,6 +633,11 @@ verdict compare(std::vector<std::unique_ptr<node_run>>& nodes, const std::map<st
         ++result.commands_checked;
         if (!command_ids.insert(line.id).second) {
           result.fail(run.node + ": command " + std::to_string(line.id) + " (" + line.kind + ") executed twice");
+        }
+        // A node that executes a command is alive: a recover reached a live agent.
+        if (line.kind == "agent.recover") {
+          result.fail(run.node + ": agent.recover " + std::to_string(line.id) + " of " + line.agent +
+                      " executed, the node was alive");
         }
         if (line.kind == "task.retry") {
           bool confirmed = false;
@@ -601,7 +785,7 @@ verdict compare(std::vector<std::unique_ptr<node_run>>& nodes, const std::map<st
   // Agents: live nodes' healthy, killed nodes' detected.
   for (const auto& run_pointer : nodes) {
     const auto& run = *run_pointer;
-    for (std::size_t index = 1; index <= agents_per_node; ++index) {
+    for (std::size_t index = 1; index <= run.agents; ++index) {
       const auto agent = run.node + ".a" + std::to_string(index);
       const auto row = agents.find(agent);
       if (!run.killed) {
@@ -619,16 +803,46 @@ verdict compare(std::vector<std::unique_ptr<node_run>>& nodes, const std::map<st
   return result;
 }
 
+/// Judgements of live nodes: an agent.dead of an agent, or an agent.recover to a node, that
+/// reached the bus before its node was killed (or of a node never killed). Each is named
+/// with the round it followed.
+void check_judgements(const std::vector<std::unique_ptr<node_run>>& nodes,
+                      const std::vector<judgement_watch::judgement>& seen, const std::vector<round_record>& history,
+                      std::chrono::steady_clock::time_point started, verdict& result) {
+  std::map<std::string, const node_run*> by_node;
+  for (const auto& run : nodes) by_node[run->node] = run.get();
+  for (const auto& judged : seen) {
+    const bool dead = judged.kind == "agent.dead";
+    (dead ? result.deaths_seen : result.recovers_seen) += 1;
+    const auto node = dead ? node_of(judged.subject) : judged.subject;
+    const auto owner = by_node.find(node);
+    if (owner == by_node.end()) continue;  // not an agent node of the run
+    if (owner->second->killed && judged.arrived >= owner->second->killed_at) continue;
+    std::ostringstream what;
+    what << judged.kind << " " << judged.subject << " at "
+         << std::chrono::duration_cast<std::chrono::milliseconds>(judged.arrived - started).count()
+         << " ms, its node alive";
+    const auto after = std::find_if(history.rbegin(), history.rend(),
+                                    [&](const round_record& round) { return round.began <= judged.arrived; });
+    if (after != history.rend()) {
+      what << " (" << std::chrono::duration_cast<std::chrono::milliseconds>(judged.arrived - after->ended).count()
+           << " ms after round " << after->number << " ended: " << after->report << ")";
+    }
+    result.fail(what.str());
+  }
+}
+
 }  // namespace
 
-TEST_CASE("chaos: processor, broker and agents SIGKILLed under load; nothing acked lost, nothing applied twice",
+TEST_CASE("chaos: processor, broker and agents SIGKILLed, processor and broker SIGSTOPped, the disk filled, under "
+          "load; nothing acked lost, nothing applied twice, no live node judged dead",
           "[chaos]") {
   const auto seed = chaos_seed();
   std::cout << "seed=" << seed << std::endl;
   INFO("seed=" << seed << " (RRH_CHAOS_SEED=" << seed << " replays the kill schedule)");
 
   chaos_bus bus(seed);
-  const auto tasks_first = static_cast<std::uint64_t>(chaos_duration.count()) * 8 / 10 / task_ms;
+  const auto tasks_first = static_cast<std::uint64_t>(planned_duration.count()) * 8 / 10 / task_ms;
   for (std::size_t index = 0; index < live_nodes; ++index) bus.start_node(tasks_first);
 
   // Load first: every node journals work before the first kill.
@@ -642,27 +856,41 @@ TEST_CASE("chaos: processor, broker and agents SIGKILLed under load; nothing ack
       20s));
 
   // The chaos phase. The first three kills take one of each kind, in random order; the
-  // rest are drawn (processor 35 %, broker 25 %, agent 40 %).
+  // rest are drawn (processor 35 %, broker 25 %, agent 40 %). The SIGSTOP and full-disk
+  // rounds, pause_rounds_per_kind of each, go in at random places among them; their own
+  // gap is shorter, as the pause they make is work time too.
   std::vector<target> plan = {target::processor, target::broker, target::agent};
   std::shuffle(plan.begin(), plan.end(), bus.random());
-  std::map<target, int> kills;
-  const auto round_budget = chaos_duration / rounds;
-  for (int round = 1; round <= rounds; ++round) {
-    const auto gap_lines = bus.uniform(gap_lines_min, gap_lines_max);
-    const auto gap_deadline = std::chrono::milliseconds(bus.uniform(
-        static_cast<std::uint64_t>(round_budget.count()) / 2, static_cast<std::uint64_t>(round_budget.count()) * 3 / 2));
-    bus.wait_for_work(gap_lines, gap_deadline);
-    target kind = target::agent;
-    if (static_cast<std::size_t>(round) <= plan.size()) {
-      kind = plan[static_cast<std::size_t>(round) - 1];
-    } else {
-      const auto draw = bus.uniform(0, 99);
-      kind = draw < 35 ? target::processor : draw < 60 ? target::broker : target::agent;
+  while (plan.size() < static_cast<std::size_t>(rounds)) {
+    const auto draw = bus.uniform(0, 99);
+    plan.push_back(draw < 35 ? target::processor : draw < 60 ? target::broker : target::agent);
+  }
+  for (const auto kind : {target::processor_stop, target::broker_stop, target::disk_full}) {
+    for (int count = 0; count < pause_rounds_per_kind; ++count) {
+      plan.insert(plan.begin() + static_cast<std::ptrdiff_t>(bus.uniform(0, plan.size())), kind);
     }
+  }
+  std::map<target, int> kills;
+  std::vector<round_record> history;
+  const auto round_budget = static_cast<std::uint64_t>((chaos_duration / rounds).count());
+  for (std::size_t index = 0; index < plan.size(); ++index) {
+    const auto kind = plan[index];
+    const bool pause_round = kind == target::processor_stop || kind == target::broker_stop || kind == target::disk_full;
+    const auto gap_lines = pause_round ? bus.uniform(gap_lines_min / 4, gap_lines_min * 2)
+                                       : bus.uniform(gap_lines_min, gap_lines_max);
+    const auto gap_deadline = std::chrono::milliseconds(pause_round ? bus.uniform(round_budget / 6, round_budget / 3)
+                                                                    : bus.uniform(round_budget / 2, round_budget * 3 / 2));
+    bus.wait_for_work(gap_lines, gap_deadline);
+    round_record record;
+    record.number = static_cast<int>(index) + 1;
+    record.kind = kind;
+    record.began = std::chrono::steady_clock::now();
     const auto at = bus.elapsed();
-    const auto report = bus.strike(kind);
+    record.report = bus.strike(kind);
+    record.ended = std::chrono::steady_clock::now();
     ++kills[kind];
-    std::cout << "round " << round << " at " << at.count() << " ms: " << report << std::endl;
+    std::cout << "round " << record.number << " at " << at.count() << " ms: " << record.report << std::endl;
+    history.push_back(std::move(record));
   }
   const auto chaos_ms = bus.elapsed().count();
 
@@ -678,7 +906,7 @@ TEST_CASE("chaos: processor, broker and agents SIGKILLed under load; nothing ack
     for (auto& run : bus.nodes()) {
       if (run->killed) continue;
       const auto record = read_journal(run->journal_path);
-      for (std::size_t index = 1; index <= agents_per_node; ++index) {
+      for (std::size_t index = 1; index <= run->agents; ++index) {
         const auto last_task = run->node + ".a" + std::to_string(index) + ".t" + std::to_string(run->tasks);
         const bool started = std::any_of(record.lines.begin(), record.lines.end(), [&](const journal_line& line) {
           return line.what == journal_line::type::event && line.kind == "task.started" && line.task == last_task;
@@ -708,7 +936,7 @@ TEST_CASE("chaos: processor, broker and agents SIGKILLed under load; nothing ack
       }
     }
     for (const auto& run : bus.nodes()) {
-      for (std::size_t index = 1; index <= agents_per_node; ++index) {
+      for (std::size_t index = 1; index <= run->agents; ++index) {
         const auto agent = run->node + ".a" + std::to_string(index);
         const auto row = agents->find(agent);
         const bool judged = run->killed ? row == agents->end() || row->second.state == "dead" ||
@@ -734,19 +962,23 @@ TEST_CASE("chaos: processor, broker and agents SIGKILLed under load; nothing ack
     if (auto tasks = processor_tasks(bus.control())) final_tasks = *tasks;
     if (auto agents = processor_agents(bus.control())) final_agents = *agents;
   }
-  const auto result = compare(bus.nodes(), final_tasks, final_agents);
+  auto result = compare(bus.nodes(), final_tasks, final_agents);
+  check_judgements(bus.nodes(), bus.watch().seen(), history, bus.started(), result);
+  for (const auto& problem : bus.problems()) result.fail(problem);
 
   std::size_t killed_nodes = 0;
   for (const auto& run : bus.nodes()) killed_nodes += run->killed ? 1 : 0;
-  std::cout << "chaos: seed=" << seed << ", " << rounds << " rounds in " << chaos_ms << " ms, settled after "
+  std::cout << "chaos: seed=" << seed << ", " << plan.size() << " rounds in " << chaos_ms << " ms, settled after "
             << total_ms << " ms; kills: processor " << kills[target::processor] << ", broker "
-            << kills[target::broker] << ", agent " << kills[target::agent] << "; nodes " << bus.nodes().size()
-            << " (" << killed_nodes << " killed)\n"
+            << kills[target::broker] << ", agent " << kills[target::agent] << "; stops: processor "
+            << kills[target::processor_stop] << ", broker " << kills[target::broker_stop] << "; disk full "
+            << kills[target::disk_full] << "; nodes " << bus.nodes().size() << " (" << killed_nodes << " killed)\n"
             << "chaos: events journaled " << result.events_journaled << ", checked (acked or from live nodes) "
             << result.events_checked << ", unacked when their node was killed " << result.events_unacked_lost
             << "; commands checked " << result.commands_checked << ", retries executed " << result.retries_executed
             << " (re-run after a kill " << result.retries_rerun_after_kill << "), rollbacks " << result.rollbacks
-            << "; unfinished tasks (died with a killed node) " << result.tasks_unfinished << std::endl;
+            << "; unfinished tasks (died with a killed node) " << result.tasks_unfinished << "; agent.dead seen "
+            << result.deaths_seen << ", agent.recover seen " << result.recovers_seen << std::endl;
   for (std::size_t index = 0; index < std::min<std::size_t>(result.problems.size(), 40); ++index) {
     std::cout << "problem: " << result.problems[index] << "\n";
   }
@@ -761,6 +993,9 @@ TEST_CASE("chaos: processor, broker and agents SIGKILLed under load; nothing ack
   CHECK(kills[target::processor] > 0);
   CHECK(kills[target::broker] > 0);
   CHECK(kills[target::agent] > 0);
+  CHECK(kills[target::processor_stop] > 0);
+  CHECK(kills[target::broker_stop] > 0);
+  CHECK(kills[target::disk_full] > 0);
   // The stack survived the chaos: the last processor and broker still run.
   CHECK(bus.processor().running());
   CHECK(bus.broker().running());
