@@ -65,7 +65,7 @@ constexpr std::chrono::milliseconds chaos_duration{60'000};  ///< planned length
 /// disk), put among the kills at random places.
 constexpr int pause_rounds_per_kind = 2;
 /// What those rounds add to the chaos phase, planned: the agents get work for it too.
-constexpr std::chrono::milliseconds pause_rounds_duration{24'000};
+constexpr std::chrono::milliseconds pause_rounds_duration{16'000};
 constexpr std::chrono::milliseconds planned_duration = chaos_duration + pause_rounds_duration;
 /// A SIGSTOP lasts several times the failure detector's window at test speed (about half
 /// a second, processor_fixture.hpp), so that a processor judging by silence it could not
