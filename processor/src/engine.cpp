@@ -214,6 +214,11 @@ struct alignas(cache_line) node_slot {
   time_ms dead_since_ms = 0;  // when `dead` was last set
   std::vector<std::uint32_t> agents;
   phi_detector detector;
+  /// Other incarnations of this node seen since its record last switched (heartbeats, or
+  /// events not applied: a process whose critical events were all lost or delayed). They
+  /// are retired with the current one at the next switch, so that a late first event of
+  /// one of them cannot take the node back. Newest last; the oldest falls off.
+  std::array<std::uint64_t, 4> other_incarnations{};
 };
 
 struct alignas(cache_line) agent_slot {
@@ -1766,6 +1771,7 @@ struct engine::impl {
     if (!node_slot_index) return;
     auto& node = nodes[*node_slot_index];
     if (!node.detecting) start_detection(*node_slot_index, node.record.heartbeat_interval_ms);
+    if (message.header.incarnation != node.record.incarnation) note_other_incarnation(node, message.header.incarnation);
 
     if (std::holds_alternative<events::heartbeat>(message.body)) {
       on_heartbeat(*node_slot_index, message);
@@ -1790,8 +1796,17 @@ struct engine::impl {
         ++counters.events_stale_incarnation;
         return;
       }
-      if (node.record.incarnation != 0) retired.push_back(node.record.incarnation);
-      if (retired.size() > retired_incarnations_max) retired.erase(retired.begin());
+      const auto retire = [&](std::uint64_t incarnation) {
+        if (incarnation == 0 || incarnation == message.header.incarnation) return;
+        if (std::find(retired.begin(), retired.end(), incarnation) != retired.end()) return;
+        retired.push_back(incarnation);
+        if (retired.size() > retired_incarnations_max) retired.erase(retired.begin());
+      };
+      retire(node.record.incarnation);
+      for (auto& other : node.other_incarnations) {
+        retire(other);
+        other = 0;
+      }
       node.record.incarnation = message.header.incarnation;  // the node restarted
       node.record.applied_seq = 0;
       // A new process: the old one's silence must not count against it (its agents would
@@ -1814,6 +1829,13 @@ struct engine::impl {
     add_ack(node);
     ++counters.events_applied;
     apply(*node_slot_index, message);
+  }
+
+  static void note_other_incarnation(node_slot& node, std::uint64_t incarnation) {
+    auto& seen = node.other_incarnations;
+    if (incarnation == 0 || std::find(seen.begin(), seen.end(), incarnation) != seen.end()) return;
+    std::rotate(seen.begin(), seen.begin() + 1, seen.end());
+    seen.back() = incarnation;
   }
 
   static bool consumed(const event_body& body) {

@@ -216,6 +216,12 @@ class processor_shell {
                    "the fleet (broker down, paused or unreachable), so it judges nobody until it hears again",
                    settings_.echo_timeout_ms);
     }
+    // A lag the operator should see in the log too (it is in status always).
+    if (stats.echo_round_trip_ms >= ingest_lag_warn_ms && throttle_.admit("ingest lag") > 0) {
+      spdlog::warn("ingest lag {} ms: an event published now waits that long before it is applied (a flood, or a "
+                   "slow store); rrh-ctl status shows the backlog",
+                   stats.echo_round_trip_ms);
+    }
     const bool blind = engine_.blind();
     if (blind != reported_blind_) {
       if (!blind) spdlog::info("the processor sees the bus again: every node has a fresh detection window");

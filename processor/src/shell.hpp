@@ -22,6 +22,8 @@ inline constexpr std::size_t node_key_bindings_max = 1'000'000;
 /// Longest poll wait when nothing is due sooner (the pump wakes more often than its
 /// stall threshold anyway, so that an idle loop never looks like a stall).
 inline constexpr std::int64_t idle_wait_max_ms = 1000;
+/// An ingest lag (the echo's round trip) at least this long is logged (throttled).
+inline constexpr std::uint64_t ingest_lag_warn_ms = 1000;
 /// Alerts of the engine logged at most once per this interval per alert code.
 inline constexpr std::int64_t alert_log_interval_ms = 10'000;
 

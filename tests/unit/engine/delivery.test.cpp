@@ -24,6 +24,25 @@ TEST_CASE("critical events are applied once and in order per node incarnation", 
     REQUIRE(fixture.subject().node("n1")->applied_seq == 2);
   }
 
+  SECTION("a late first event of an incarnation seen only in heartbeats cannot take the node back") {
+    // Incarnation 7 heartbeats, but its critical events are lost; it crashes, 8 starts.
+    fixture.heartbeat("n1");
+    const auto first_of_7 = fixture.critical(sender, events::episode_started{"old", {}});
+    auto& restarted = fixture.node("n1");
+    restarted.incarnation = 8;
+    restarted.next_seq = 1;
+    fixture.register_agent("n1", "a1");
+    fixture.register_agent("n1", "a2");
+    REQUIRE(fixture.subject().node("n1")->incarnation == 8);
+    // Seq 1 of incarnation 7 arrives late: stale, the node stays at 8 and keeps its events.
+    fixture.deliver(first_of_7);
+    REQUIRE(fixture.subject().node("n1")->incarnation == 8);
+    REQUIRE(fixture.subject().node("n1")->applied_seq == 2);
+    REQUIRE(fixture.subject().stats().events_stale_incarnation == 1);
+    const auto& retired = fixture.subject().node("n1")->retired_incarnations;
+    REQUIRE(std::find(retired.begin(), retired.end(), 7) != retired.end());
+  }
+
   SECTION("a duplicate is acked again and not applied again") {
     fixture.register_agent("n1", "a1");
     const auto failure = fixture.critical(sender, events::task_failed{"t1", "a1", "Timeout", "", true, 1, "", {}});
