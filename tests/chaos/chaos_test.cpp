@@ -89,9 +89,13 @@ constexpr std::chrono::milliseconds calm_deadline{60'000};   ///< longest calm p
 constexpr std::size_t live_nodes = 4;                        ///< agent nodes running at any time
 constexpr std::size_t agents_per_node = 2;
 /// A full disk degrades the processor only once SQLite needs a new page: under a steady
-/// load it rewrites its WAL in place. So a full-disk round also starts a node of this many
-/// agents (one task each), whose registrations are new rows the store must grow for.
-constexpr std::size_t disk_full_burst_agents = 64;
+/// load it rewrites its WAL in place and reuses freed pages. So a full-disk round also
+/// starts a burst node: this many agents (one task each, none failing) under a long node
+/// id and pool, whose registrations are new rows the store must grow for; another every
+/// burst_interval while the store is not degraded, at most disk_full_bursts_max.
+constexpr std::size_t disk_full_burst_agents = 128;
+constexpr std::size_t disk_full_bursts_max = 3;
+constexpr std::chrono::milliseconds burst_interval{3000};
 constexpr std::uint64_t task_ms = 50;
 constexpr const char* fail_rate = "0.3";
 constexpr std::uint64_t max_task_retries = 2;
@@ -243,6 +247,7 @@ struct node_run {
   std::string journal_path;
   std::uint64_t tasks = 0;
   std::size_t agents = agents_per_node;
+  bool burst = false;  ///< a full-disk round's burst node
   bool killed = false;
   std::chrono::steady_clock::time_point killed_at{};  ///< when SIGKILL was sent
   std::unique_ptr<child_process> process;
@@ -343,20 +348,40 @@ class chaos_bus {
   }
 
   /// A new agent node (a new node id: task ids are per node, so a node is never reused).
-  void start_node(std::uint64_t tasks, std::size_t agents = agents_per_node) {
+  void start_node(std::uint64_t tasks) {
+    launch_node("chaos-n" + std::to_string(nodes_.size() + 1), tasks, agents_per_node, "chaos", fail_rate,
+                random_());
+  }
+
+  /// A full-disk round's burst node (see disk_full_burst_agents). Its seed is not drawn, so
+  /// that how many bursts a round takes does not change the rest of the schedule; it is
+  /// never a kill's victim, and no task of it fails, so none waits for a retry elsewhere.
+  void start_burst_node() {
+    const auto padded = [](std::string id) {
+      id.resize(rrh::id_length_max - 16, 'b');  // room for ".a128.t1"
+      return id;
+    };
+    const auto number = nodes_.size() + 1;
+    launch_node(padded("chaos-n" + std::to_string(number) + "-burst-"), 1, disk_full_burst_agents,
+                padded("chaos-burst-pool-"), "0", number);
+    nodes_.back()->burst = true;
+  }
+
+  void launch_node(const std::string& node, std::uint64_t tasks, std::size_t agents, const std::string& pool,
+                   const char* fail, std::uint64_t seed) {
     auto run = std::make_unique<node_run>();
-    run->node = "chaos-n" + std::to_string(nodes_.size() + 1);
+    run->node = node;
     run->journal_path = scratch_.file(run->node + ".journal");
     run->tasks = tasks;
     run->agents = agents;
     run->counter = std::make_unique<line_counter>(run->journal_path);
     run->process = std::make_unique<child_process>(
         rrh::test::binary_path("rrh-agent"),
-        std::vector<std::string>{"--node", run->node, "--agents", std::to_string(agents), "--pool",
-                                 "chaos", "--task-ms", std::to_string(task_ms), "--fail-rate", fail_rate,
-                                 "--tasks", std::to_string(tasks), "--heartbeat-ms", "100", "--seed",
-                                 std::to_string(random_()), "--events", events_in_, "--commands",
-                                 commands_out_, "--journal", run->journal_path, "--log-level", "warn"},
+        std::vector<std::string>{"--node", run->node, "--agents", std::to_string(agents), "--pool", pool,
+                                 "--task-ms", std::to_string(task_ms), "--fail-rate", fail, "--tasks",
+                                 std::to_string(tasks), "--heartbeat-ms", "100", "--seed", std::to_string(seed),
+                                 "--events", events_in_, "--commands", commands_out_, "--journal",
+                                 run->journal_path, "--log-level", "warn"},
         std::vector<std::string>{"RRH_RETRANSMIT_INITIAL_MS=100", "RRH_RETRANSMIT_MAX_MS=500"});
     nodes_.push_back(std::move(run));
   }
@@ -409,7 +434,7 @@ class chaos_bus {
       case target::agent: {
         std::vector<node_run*> alive;
         for (auto& run : nodes_) {
-          if (!run->killed) alive.push_back(run.get());
+          if (!run->killed && !run->burst) alive.push_back(run.get());
         }
         auto* victim = alive[uniform(0, alive.size() - 1)];
         kill(*victim->process, victim->node.c_str());
@@ -467,17 +492,24 @@ class chaos_bus {
     const auto filler = disk_.file("filler");
     const auto bytes = small_tmpfs::fill(filler);
     const auto filled = std::chrono::steady_clock::now();
-    start_node(1, disk_full_burst_agents);
-    line << "disk full (filler " << bytes / 1024 << " KiB), started " << nodes_.back()->node << " ("
-         << disk_full_burst_agents << " agents)";
+    line << "disk full (filler " << bytes / 1024 << " KiB)";
     std::string reason;
+    std::size_t bursts = 0;
+    auto burst_at = filled;
     const bool degraded = wait_until(
         [&] {
+          if (bursts < disk_full_bursts_max && (bursts == 0 || std::chrono::steady_clock::now() >= burst_at)) {
+            start_burst_node();
+            ++bursts;
+            burst_at = std::chrono::steady_clock::now() + burst_interval;
+          }
           const auto answer = status();
           reason = json_text_in(answer, "store", "reason");
           return json_text_in(answer, "store", "state") == "degraded";
         },
         degrade_deadline);
+    line << ", " << bursts << " burst node" << (bursts == 1 ? "" : "s") << " of " << disk_full_burst_agents
+         << " agents";
     if (degraded) {
       line << ", degraded after " << since_ms(filled) << " ms (" << reason << ")";
     } else {
