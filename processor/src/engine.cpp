@@ -664,17 +664,17 @@ struct engine::impl {
   void forget_node(std::uint32_t slot) {
     auto& node = nodes[slot];
     RRH_ASSERT(node.dead);
+    events::node_forgotten forgotten{node.record.node, now - node.dead_since_ms, {}};
     const auto hosted = node.agents;  // remove_agent changes the node's list
-    for (const auto agent_slot_index : hosted) remove_agent(agent_slot_index);
-    set_silent(node, false);
-    const std::string id = node.record.node;
-    const auto silent_ms = now - node.dead_since_ms;
-    mark(node);  // gone from the engine: the store deletes its row
-    nodes.erase(id);
+    for (const auto agent_slot_index : hosted) {
+      forgotten.agents.push_back(agents[agent_slot_index].record.agent);
+      remove_agent(agent_slot_index);
+    }
+    set_silent(nodes[slot], false);
+    mark(nodes[slot]);  // gone from the engine: the store deletes its row
+    nodes.erase(forgotten.node);
     ++counters.nodes_forgotten;
-    raise_alert("info", "node.forgotten",
-                "node '" + id + "' forgotten with its " + std::to_string(hosted.size()) + " agents after " +
-                    std::to_string(silent_ms) + " ms dead (node_retention)");
+    publish({}, std::move(forgotten));
     judge_disruption();
   }
 

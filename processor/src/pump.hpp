@@ -57,6 +57,7 @@ struct pump_settings {
 struct pump_stats {
   std::uint64_t turns = 0;
   std::uint64_t stalls = 0;               ///< gaps between turns over stall_threshold_ms
+  std::uint64_t last_stall_ms = 0;
   std::uint64_t longest_stall_ms = 0;
   std::uint64_t deaf_spells = 0;          ///< times no echo came back for echo_timeout_ms
   std::uint64_t echoes_sent = 0;
@@ -135,6 +136,7 @@ class pump {
     } else if (now > *last_turn_ms_ + settings_.stall_threshold_ms) {
       const auto gap = now - *last_turn_ms_;
       ++stats_.stalls;
+      stats_.last_stall_ms = gap;
       stats_.longest_stall_ms = std::max<std::uint64_t>(stats_.longest_stall_ms, gap);
       // Everything that queued while the processor did not run is applied blind.
       brain_.lose_sight(*last_turn_ms_, now);

@@ -209,7 +209,7 @@ class processor_shell {
     if (stats.stalls != reported_.stalls) {
       spdlog::warn("the processor did not run for {} ms (a stall of its own: a pause, swap, SIGSTOP): nobody is "
                    "judged until what queued meanwhile is applied",
-                   stats.longest_stall_ms);
+                   stats.last_stall_ms);
     }
     if (stats.deaf_spells != reported_.deaf_spells) {
       spdlog::warn("no echo of the processor's own heartbeat came back through the bus for {} ms: it may not hear "
@@ -388,6 +388,12 @@ class processor_shell {
 
   void publish(engine::derived_event& derived) {
     if (const auto* alert = std::get_if<events::alert>(&derived.body)) log_alert(*alert);
+    if (const auto* forgotten = std::get_if<events::node_forgotten>(&derived.body)) {
+      if (const auto seen = alert_throttle_.admit("node.forgotten"); seen > 0) {
+        spdlog::info("node '{}' forgotten with its {} agents after {} ms dead (node_retention; {} since last report)",
+                     forgotten->node, forgotten->agents.size(), forgotten->dead_ms, seen);
+      }
+    }
     event message{event_header{rrh::protocol_version, settings_.node_id, incarnation_, 0, clock_.wall_ms(),
                                derived.episode},
                   std::move(derived.body)};

@@ -151,6 +151,9 @@ std::vector<rrh::event> sample_events() {
                                  .code = "agent.quarantined",
                                  .message = "coder-2 quarantined after 3 recovery attempts",
                                  .agent = "coder-2"});
+  processor_event(110, ev::node_forgotten{.node = std::string(agent_node),
+                                          .dead_ms = 3'600'000,
+                                          .agents = {"coder-2", "reviewer-3"}});
 
   // The broker's own event. The broker keeps no outbox, so it publishes this best-effort
   // (seq 0), with the episode of the command it could not deliver.

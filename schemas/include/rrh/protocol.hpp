@@ -271,6 +271,21 @@ struct agent_quarantined {
   }
 };
 
+/// A node dead (or exited) for node_retention, removed with its agents, so that the
+/// processor's node table empties again (its events from then on are a new node's).
+struct node_forgotten {
+  static constexpr std::string_view kind_name = "node.forgotten";
+  std::string node;
+  std::uint64_t dead_ms = 0;  ///< how long it had been dead
+  std::vector<std::string> agents;  ///< the agents forgotten with it
+  template <class Self, class V>
+  static void fields(Self& self, V& visit) {
+    visit("node", self.node, field_rule::id);
+    visit("dead_ms", self.dead_ms);
+    visit("agents", self.agents);
+  }
+};
+
 struct task_retry_scheduled {
   static constexpr std::string_view kind_name = "task.retry_scheduled";
   std::string task;
@@ -493,7 +508,7 @@ using event_body =
                  events::agent_dead, events::agent_recovered, events::agent_quarantined,
                  events::task_retry_scheduled, events::task_abandoned, events::episode_shutdown,
                  events::episode_summary, events::alert, events::command_undeliverable,
-                 events::node_exited>;
+                 events::node_exited, events::node_forgotten>;
 
 /// Any command's body.
 using command_body = std::variant<commands::task_retry, commands::agent_recover,

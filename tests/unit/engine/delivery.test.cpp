@@ -27,7 +27,7 @@ TEST_CASE("critical events are applied once and in order per node incarnation", 
   SECTION("a late first event of an incarnation seen only in heartbeats cannot take the node back") {
     // Incarnation 7 heartbeats, but its critical events are lost; it crashes, 8 starts.
     fixture.heartbeat("n1");
-    const auto first_of_7 = fixture.critical(sender, events::episode_started{"old", {}});
+    const auto first_of_7 = fixture.critical(sender, events::episode_started{"old", {}, {}});
     auto& restarted = fixture.node("n1");
     restarted.incarnation = 8;
     restarted.next_seq = 1;

@@ -187,7 +187,11 @@ TEST_CASE("node_retention: a node dead that long is forgotten with its agents", 
   REQUIRE(fixture.subject().node("n2") != nullptr);
   REQUIRE(fixture.subject().agent("a2") != nullptr);
   REQUIRE(fixture.subject().stats().nodes_forgotten >= 1);
-  REQUIRE_FALSE(fixture.alerts("node.forgotten").empty());
+  const auto forgotten = fixture.events_of<events::node_forgotten>();
+  REQUIRE_FALSE(forgotten.empty());
+  REQUIRE(forgotten[0].node == "n1");
+  REQUIRE(forgotten[0].agents == std::vector<std::string>{"a1", "a1b"});
+  REQUIRE(forgotten[0].dead_ms == 60'000);
   fixture.advance_with_heartbeats(fixture.now() + 1000, {"n2"});
   REQUIRE(fixture.subject().node("n3") == nullptr);
   // Room again: a new node is accepted.
