@@ -203,6 +203,8 @@ const auto& key_table() {
        "pace of recoveries while the fleet is disrupted, per second; 0 pauses them"},
       {"disruption_min_nodes", count(&rc::disruption_min_nodes, 1),
        "fleets of fewer known nodes are judged node by node, never as disrupted"},
+      {"disruption_window", duration(&rc::disruption_window_ms, 1, day_ms),
+       "nodes falling silent within this long of each other count together toward a disruption"},
       // Command delivery.
       {"command_retransmit_initial", duration(&rc::command_retransmit_initial_ms, 1, hour_ms),
        "first retransmission delay of an unacknowledged command"},

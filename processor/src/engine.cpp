@@ -204,7 +204,8 @@ struct alignas(cache_line) node_slot {
   bool detecting = false;
   bool suspect = false;
   bool dead = false;
-  bool silent = false;  // suspect or dead by silence (not by node.exited): counted for the disruption guard
+  bool silent = false;  // fell silent hosting a live agent (not by node.exited): the disruption guard counts it
+  bool silence_recent = false;  // ... and within disruption_window of now (set_silent, age_silences)
   node_record record;
   std::uint64_t generation = 0;
   /// Hosted agents a heartbeat may change (not healthy, or stale): while 0, a heartbeat
@@ -219,6 +220,7 @@ struct alignas(cache_line) node_slot {
   /// are retired with the current one at the next switch, so that a late first event of
   /// one of them cannot take the node back. Newest last; the oldest falls off.
   std::array<std::uint64_t, 4> other_incarnations{};
+  time_ms silent_since_ms = 0;  // when `silent` was last set
 };
 
 struct alignas(cache_line) agent_slot {
@@ -401,7 +403,9 @@ struct engine::impl {
   std::uint64_t echo_timeout_ms = 0;  // expect_echo: 0 = the engine does not check its hearing
   time_ms heard_ms = 0;               // the send time of the newest own echo heard back
   std::vector<timer> held;       // timers that judge silence and fell due while blind
-  std::size_t silent_nodes = 0;  // nodes with `silent` set
+  std::size_t silent_nodes = 0;   // nodes with `silent` set
+  std::size_t recent_silent = 0;  // of those, fallen silent within disruption_window
+  std::deque<std::pair<time_ms, std::uint32_t>> silence_onsets;  // (since, node slot), oldest first
   bool disrupted = false;
   state_counts counts;  // records by state, kept as states change: status is O(1)
 
@@ -540,7 +544,7 @@ struct engine::impl {
     node.detector.heartbeat(now, interval_ms);
     node.suspect = false;
     node.dead = false;
-    set_silent(node, false);
+    set_silent(slot, false);
     schedule_node_check(slot);
   }
 
@@ -553,35 +557,77 @@ struct engine::impl {
   }
 
   // ---- the disruption guard -----------------------------------------------------------------
-  // When more than disruption_threshold of the known nodes are silent at once, the cause
-  // is more likely between them and the processor than in each of them: recoveries slow
-  // to disruption_recovery_rate_per_s (0: paused) until the fleet answers again. Nodes
-  // fall suspect before they are dead, so a mass silence trips the guard before the
-  // first of its deaths reaches the recovery pacer.
+  // When more than disruption_threshold of the known nodes fall silent within one
+  // disruption_window, the cause is more likely between them and the processor than in
+  // each of them: recoveries slow to disruption_recovery_rate_per_s (0: paused) until the
+  // fleet answers again (the share of silent nodes back at or under the threshold). Nodes
+  // fall suspect before they are dead, so a mass silence trips the guard before the first
+  // of its deaths reaches the recovery pacer. A node falls silent only while it hosts a
+  // live agent: one whose agents are already dead (killed long ago, or dead again after
+  // a fresh window) is not news, and nodes dying one by one over the day never add up to
+  // a disruption.
 
-  void set_silent(node_slot& node, bool silent) {
+  void set_silent(std::uint32_t slot, bool silent) {
+    auto& node = nodes[slot];
     if (node.silent == silent) return;
-    node.silent = silent;
-    RRH_ASSERT(silent || silent_nodes > 0);
-    silent_nodes = silent ? silent_nodes + 1 : silent_nodes - 1;
+    if (silent) {
+      const bool hosts_live = std::any_of(node.agents.begin(), node.agents.end(),
+                                          [&](std::uint32_t agent) { return is_alive(agents[agent].record.state); });
+      if (!hosts_live) return;
+      node.silent = true;
+      node.silent_since_ms = now;
+      node.silence_recent = true;
+      ++silent_nodes;
+      ++recent_silent;
+      silence_onsets.emplace_back(now, slot);
+    } else {
+      node.silent = false;
+      RRH_ASSERT(silent_nodes > 0);
+      --silent_nodes;
+      if (node.silence_recent) {
+        node.silence_recent = false;
+        RRH_ASSERT(recent_silent > 0);
+        --recent_silent;
+      }
+    }
     judge_disruption();
+  }
+
+  // Onsets older than disruption_window no longer count toward entering a disruption.
+  void age_silences() {
+    const auto window_ms = base->disruption_window_ms;
+    while (!silence_onsets.empty() && silence_onsets.front().first + window_ms < now) {
+      const auto [since, slot] = silence_onsets.front();
+      silence_onsets.pop_front();
+      auto& node = nodes[slot];
+      if (node.live && node.silent && node.silence_recent && node.silent_since_ms == since) {
+        node.silence_recent = false;
+        RRH_ASSERT(recent_silent > 0);
+        --recent_silent;
+      }
+    }
   }
 
   void judge_disruption() {
     const auto& config = *base;
-    const auto known = nodes.size();
-    const bool mass_silence = known >= config.disruption_min_nodes &&
-                              static_cast<double>(silent_nodes) > config.disruption_threshold * static_cast<double>(known);
+    age_silences();
+    const auto known = static_cast<double>(nodes.size());
+    const auto limit = config.disruption_threshold * known;
+    const bool mass_silence =
+        disrupted ? static_cast<double>(silent_nodes) > limit
+                  : nodes.size() >= config.disruption_min_nodes && static_cast<double>(recent_silent) > limit;
     if (mass_silence == disrupted) return;
     disrupted = mass_silence;
-    const auto share = std::to_string(silent_nodes) + " of " + std::to_string(known) + " nodes silent";
+    const auto share = std::to_string(silent_nodes) + " of " + std::to_string(nodes.size()) + " nodes silent";
     if (disrupted) {
       ++counters.disruptions;
       const auto pace = config.disruption_recovery_rate_per_s > 0.0
                             ? "slowed to " + std::to_string(config.disruption_recovery_rate_per_s) + "/s"
                             : std::string("paused");
       raise_alert("critical", "fleet.disrupted",
-                  share + " at once (over disruption_threshold): recoveries " + pace + " until the fleet answers again");
+                  std::to_string(recent_silent) + " of " + std::to_string(nodes.size()) +
+                      " nodes fell silent within disruption_window: recoveries " + pace +
+                      " until the fleet answers again");
       return;
     }
     raise_alert("info", "fleet.answering", share + ": the fleet answers again; recoveries resume at their pace");
@@ -601,7 +647,7 @@ struct engine::impl {
     const double phi = node.detector.phi(now, config.acceptable_pause_ms, config.min_std_deviation_ms);
     if (!node.suspect) {
       node.suspect = true;
-      set_silent(node, true);
+      set_silent(slot, true);
       for (const auto agent_slot_index : node.agents) {
         auto& agent = agents[agent_slot_index];
         if (agent.record.state == agent_state::healthy || agent.record.state == agent_state::registered) {
@@ -642,7 +688,7 @@ struct engine::impl {
     node.dead = true;
     node.dead_since_ms = now;
     node.suspect = true;
-    set_silent(node, false);  // gone, not silent: a supervisor saw it exit
+    set_silent(*slot, false);  // gone, not silent: a supervisor saw it exit
     ++node.generation;  // no silence timer for a node known to be gone
     schedule_forget(*slot);
     const auto hosted = node.agents;
@@ -670,7 +716,7 @@ struct engine::impl {
       forgotten.agents.push_back(agents[agent_slot_index].record.agent);
       remove_agent(agent_slot_index);
     }
-    set_silent(nodes[slot], false);
+    set_silent(slot, false);
     mark(nodes[slot]);  // gone from the engine: the store deletes its row
     nodes.erase(forgotten.node);
     ++counters.nodes_forgotten;
@@ -702,7 +748,7 @@ struct engine::impl {
     node.detector.heartbeat(now, node.record.heartbeat_interval_ms);
     node.suspect = false;
     node.dead = false;
-    if (node.silent) set_silent(node, false);
+    if (node.silent) set_silent(node_slot_index, false);
     schedule_node_check(node_slot_index);
     const bool any_stale = std::any_of(beat.agents.begin(), beat.agents.end(),
                                        [](const auto& liveness) { return liveness.stale; });
@@ -1242,14 +1288,15 @@ struct engine::impl {
   // An episode may tune how its own tasks and agents are treated, not what is shared by
   // the whole fleet (failure detection runs per node, pacing and limits per processor).
   expected<resilience_config> episode_overrides(const settings& overrides) const {
-    static constexpr std::array<std::string_view, 21> fleet_wide = {
+    static constexpr std::array<std::string_view, 22> fleet_wide = {
         "failure_detector",           "phi_suspect_threshold",  "phi_threshold",
         "acceptable_pause",           "min_std_deviation",      "missed_heartbeats_suspect",
         "missed_heartbeats_dead",     "recovery_rate_per_s",    "recovery_burst",
         "command_retransmit_initial", "command_retransmit_max", "max_agents",
         "max_nodes",                  "max_pending_commands",   "max_episodes",
         "jitter_seed",                "max_tasks",              "node_retention",
-        "disruption_threshold",       "disruption_recovery_rate_per_s", "disruption_min_nodes"};
+        "disruption_threshold",       "disruption_recovery_rate_per_s", "disruption_min_nodes",
+        "disruption_window"};
     for (const auto& [key, value] : overrides) {
       if (std::find(fleet_wide.begin(), fleet_wide.end(), key) != fleet_wide.end()) {
         return make_error(errc::config, key + ": applies to the whole fleet; set it in the processor's configuration");

@@ -158,6 +158,28 @@ TEST_CASE("disruption guard: a mass silence pauses recoveries", "[engine][sight]
     for (std::size_t at = 1; at < recovers.size(); ++at) REQUIRE(recovers[at].at_ms - recovers[at - 1].at_ms >= 9'999);
   }
 
+  SECTION("nodes dying one by one never add up to a disruption, not even after a fresh window") {
+    engine_fixture fixture(config);
+    fleet(fixture, 12);
+    std::vector<std::string> beating;
+    for (int index = 1; index <= 12; ++index) beating.push_back("n" + std::to_string(index));
+    for (int dying = 0; dying < 8; ++dying) {
+      beating.erase(beating.begin());  // n1, then n2, ... fall silent 30 s apart
+      fixture.advance_with_heartbeats(fixture.now() + 30'000, beating);
+    }
+    REQUIRE(fixture.events_of<events::agent_dead>().size() == 8);
+    REQUIRE_FALSE(fixture.subject().disrupted());
+    REQUIRE(fixture.alerts("fleet.disrupted").empty());
+    REQUIRE(fixture.commands_of<commands::agent_recover>().size() >= 8);
+    // The processor loses sight and regains it: every node gets a fresh window, and the
+    // eight dead ones fall silent again together, but they host no live agent.
+    fixture.lose_sight(fixture.now());
+    fixture.regain_sight();
+    fixture.advance_with_heartbeats(fixture.now() + 30'000, beating);
+    REQUIRE_FALSE(fixture.subject().disrupted());
+    REQUIRE(fixture.alerts("fleet.disrupted").empty());
+  }
+
   SECTION("a fleet smaller than disruption_min_nodes is judged node by node") {
     engine_fixture fixture(config);
     fleet(fixture, 5);

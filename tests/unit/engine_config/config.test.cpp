@@ -79,6 +79,7 @@ settings every_key_changed() {
       {"disruption_threshold", 0.7},
       {"disruption_recovery_rate_per_s", 0.01},
       {"disruption_min_nodes", std::int64_t{25}},
+      {"disruption_window", std::string("20s")},
       {"command_retransmit_initial", std::string("500ms")},
       {"command_retransmit_max", std::int64_t{10}},
       {"max_agents", std::int64_t{1000}},

@@ -86,6 +86,9 @@ struct resilience_config {
   double disruption_recovery_rate_per_s = 0.0;
   /// Fleets of fewer nodes are judged node by node, never as disrupted.
   std::uint64_t disruption_min_nodes = 10;
+  /// Nodes that fall silent within this long of each other count together toward a
+  /// disruption; older silences (nodes dying one by one) do not.
+  std::uint64_t disruption_window_ms = 10'000;
 
   // --- Command delivery ------------------------------------------------------------------
   std::uint64_t command_retransmit_initial_ms = 1000;
