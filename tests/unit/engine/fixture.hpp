@@ -25,6 +25,16 @@ inline resilience_config quiet_config() {
   return config;
 }
 
+/// Deaths at a predictable time: suspect after two missed one-second heartbeats, dead
+/// after five.
+inline resilience_config missed_heartbeats_config() {
+  auto config = quiet_config();
+  config.failure_detector = detector_mode::missed_heartbeats;
+  config.missed_heartbeats_suspect = 2;
+  config.missed_heartbeats_dead = 5;
+  return config;
+}
+
 /// One simulated agent process: a node id, an incarnation, the next critical seq, and
 /// the agents it hosts (listed in its heartbeats, with their stale flags).
 struct sim_node {

@@ -11,12 +11,9 @@ using namespace rrh::engine::test;
 
 namespace {
 
-// Deaths at a predictable time: five missed one-second heartbeats.
+// Deaths at a predictable time (five missed one-second heartbeats), recoveries a minute apart.
 resilience_config recovery_config() {
-  auto config = quiet_config();
-  config.failure_detector = detector_mode::missed_heartbeats;
-  config.missed_heartbeats_suspect = 2;
-  config.missed_heartbeats_dead = 5;
+  auto config = missed_heartbeats_config();
   config.recovery_cooldown_ms = 60'000;
   config.recovery_timeout_ms = 30'000;
   config.max_recovery_attempts = 3;

@@ -11,14 +11,7 @@ using namespace rrh::engine::test;
 
 namespace {
 
-// Deaths at a predictable time: five missed one-second heartbeats.
-resilience_config sight_config() {
-  auto config = quiet_config();
-  config.failure_detector = detector_mode::missed_heartbeats;
-  config.missed_heartbeats_suspect = 2;
-  config.missed_heartbeats_dead = 5;
-  return config;
-}
+resilience_config sight_config() { return missed_heartbeats_config(); }
 
 // `count` nodes n1.. with one agent each (a1..), each heartbeating once now.
 void fleet(engine_fixture& fixture, int count) {
