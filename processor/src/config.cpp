@@ -221,6 +221,8 @@ const auto& key_table() {
       {"max_episodes", count(&rc::max_episodes, 1), "episodes tracked at once"},
       {"node_retention", duration(&rc::node_retention_ms, 0),
        "a node dead or gone this long is forgotten with its agents; 0 = never"},
+      {"episode_retention", duration(&rc::episode_retention_ms, 0),
+       "an ended episode is kept this long, then removed; 0 = until max_episodes needs the room"},
       {"jitter_seed", count(&rc::jitter_seed, 0, std::numeric_limits<std::int64_t>::max()),
        "seed of the retry jitter generator, for reproducible runs"},
   });

@@ -162,6 +162,7 @@ enum class timer_kind : std::uint8_t {
   episode_shutdown,  // the shutdown grace of an episode ran out
   command_resend,    // an unacked command is due for retransmission
   node_forget,       // a node has been dead for node_retention
+  episode_forget,    // an episode has been ended for episode_retention
 };
 
 /// Timers that act on what the processor has not heard: while it cannot see the bus
@@ -1234,10 +1235,26 @@ struct engine::impl {
       }
     });
     if (!oldest) return false;
-    count_out(counts.episodes, episode_state::ended);
-    episodes.erase(*oldest);
-    out->episodes_changed.push_back(*oldest);  // gone from the engine: the store deletes it
+    remove_episode(*episodes.find(*oldest));
     return true;
+  }
+
+  void remove_episode(std::uint32_t slot) {
+    auto& episode = episodes[slot];
+    RRH_ASSERT(episode.record.state == episode_state::ended);
+    count_out(counts.episodes, episode_state::ended);
+    const auto id = episode.record.episode;
+    episodes.erase(id);
+    out->episodes_changed.push_back(id);  // gone from the engine: the store deletes it
+  }
+
+  // An ended episode is kept for episode_retention (rrh-ctl shows its summary), then
+  // removed, so that the episode table empties again without waiting for max_episodes.
+  void schedule_episode_forget(std::uint32_t slot) {
+    const auto& episode = episodes[slot];
+    if (base->episode_retention_ms == 0) return;
+    schedule(std::max(now, episode.record.ended_ms + base->episode_retention_ms), timer_kind::episode_forget, slot,
+             episode.generation);
   }
 
   void join_episode(std::uint32_t slot, const std::string& episode_id) {
@@ -1288,7 +1305,7 @@ struct engine::impl {
   // An episode may tune how its own tasks and agents are treated, not what is shared by
   // the whole fleet (failure detection runs per node, pacing and limits per processor).
   expected<resilience_config> episode_overrides(const settings& overrides) const {
-    static constexpr std::array<std::string_view, 22> fleet_wide = {
+    static constexpr std::array<std::string_view, 23> fleet_wide = {
         "failure_detector",           "phi_suspect_threshold",  "phi_threshold",
         "acceptable_pause",           "min_std_deviation",      "missed_heartbeats_suspect",
         "missed_heartbeats_dead",     "recovery_rate_per_s",    "recovery_burst",
@@ -1296,7 +1313,7 @@ struct engine::impl {
         "max_nodes",                  "max_pending_commands",   "max_episodes",
         "jitter_seed",                "max_tasks",              "node_retention",
         "disruption_threshold",       "disruption_recovery_rate_per_s", "disruption_min_nodes",
-        "disruption_window"};
+        "disruption_window",          "episode_retention"};
     for (const auto& [key, value] : overrides) {
       if (std::find(fleet_wide.begin(), fleet_wide.end(), key) != fleet_wide.end()) {
         return make_error(errc::config, key + ": applies to the whole fleet; set it in the processor's configuration");
@@ -1361,6 +1378,7 @@ struct engine::impl {
     episode.record.status = status;
     episode.record.ended_ms = now;
     mark(episode);
+    schedule_episode_forget(slot);
     const auto& record = episode.record;
     publish(record.episode,
             events::episode_summary{status, record.ended_ms - record.started_ms, record.errors,
@@ -2058,6 +2076,10 @@ struct engine::impl {
       case timer_kind::node_forget:
         return fire_if(nodes[slot].live && nodes[slot].generation == due.generation && nodes[slot].dead,
                        [&] { forget_node(slot); });
+      case timer_kind::episode_forget:
+        return fire_if(episodes[slot].live && episodes[slot].generation == due.generation &&
+                           episodes[slot].record.state == episode_state::ended,
+                       [&] { remove_episode(slot); });
     }
   }
 
@@ -2106,6 +2128,8 @@ struct engine::impl {
         schedule(std::max(now, record.shutdown_deadline_ms), timer_kind::episode_shutdown, slot, episode.generation);
       } else if (record.state == episode_state::running) {
         arm_episode_timeout(slot);  // from its start: overdue, it fires at once
+      } else {
+        schedule_episode_forget(slot);
       }
     }
     for (const auto& record : stored.nodes) {

@@ -308,3 +308,22 @@ TEST_CASE("without episode_timeout an episode may run as long as it likes", "[en
   REQUIRE(fixture.subject().episode("e1")->state == episode_state::running);
   REQUIRE(fixture.alerts("episode.timeout").empty());
 }
+
+TEST_CASE("episode_retention: an ended episode is removed after it, a running one never", "[engine][episodes][retention]") {
+  auto config = quiet_config();
+  config.acceptable_pause_ms = 86'400'000;
+  config.episode_retention_ms = 60'000;
+  engine_fixture fixture(config);
+  start_episode(fixture, "n1", "e1");
+  start_episode(fixture, "n1", "e2");
+  end_episode(fixture, "n1", "e1");
+  const auto ended_ms = fixture.now();
+  fixture.advance_to(ended_ms + 59'999);
+  REQUIRE(fixture.subject().episode("e1") != nullptr);
+  REQUIRE(fixture.subject().episode("e1")->state == episode_state::ended);
+  fixture.advance_to(ended_ms + 60'000);
+  REQUIRE(fixture.subject().episode("e1") == nullptr);
+  REQUIRE(fixture.subject().counts().episodes[static_cast<std::size_t>(episode_state::ended)] == 0);
+  fixture.advance(10 * 60'000);
+  REQUIRE(fixture.subject().episode("e2") != nullptr);  // still running
+}

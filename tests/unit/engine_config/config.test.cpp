@@ -89,6 +89,7 @@ settings every_key_changed() {
       {"max_pending_commands", std::int64_t{3000}},
       {"max_episodes", std::int64_t{4}},
       {"node_retention", std::string("30m")},
+      {"episode_retention", std::string("2h")},
       {"jitter_seed", std::int64_t{424242}},
   };
 }

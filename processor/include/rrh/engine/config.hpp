@@ -104,6 +104,9 @@ struct resilience_config {
   /// A node dead (or gone) this long is forgotten with its agents, so that the node table
   /// empties again; 0 = never.
   std::uint64_t node_retention_ms = 3'600'000;
+  /// An ended episode is kept this long (its summary stays readable), then removed; 0 =
+  /// until max_episodes needs the room.
+  std::uint64_t episode_retention_ms = 86'400'000;
 
   std::uint64_t jitter_seed = 1;  ///< seed of the jitter generator, for reproducible runs
 
