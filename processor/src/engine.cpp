@@ -1506,6 +1506,13 @@ struct engine::impl {
     const auto slot = ensure_task(data.task, data.agent, message.header.episode);
     if (!slot) return;
     auto& task = tasks[*slot];
+    if (data.attempt != 0 && data.attempt < task.record.attempt) {
+      // A late report of an attempt already superseded (its task_timeout failed it, and
+      // the next attempt is under way): counted once already, not again against the
+      // attempt that runs now.
+      ++counters.events_stale_attempt;
+      return;
+    }
     cancel_command(task.retry_command);
     task.retry_command = 0;
     task.record.agent = data.agent;
@@ -2030,6 +2037,9 @@ struct engine::impl {
       lose_sight(heard_ms);
     }
     if (blind && judges_silence(due.kind)) {
+      // Node checks are replaced by the fresh windows of regain_sight: not kept (every
+      // heartbeat while blind supersedes one).
+      if (due.kind == timer_kind::node_check) return;
       held.push_back(due);
       ++counters.timers_held;
       return;
@@ -2102,7 +2112,12 @@ struct engine::impl {
     if (!blind) return;
     blind = false;
     const time_ms blind_ms = now - blind_since_ms;
-    nodes.for_each_index([&](std::uint32_t slot) { fresh_window(slot); });
+    // Nodes already dead keep their verdict, its time and their node_forget timer (a
+    // heartbeat still revives them): a blind spell must not restart node_retention or
+    // the dead-target clock of their commands.
+    nodes.for_each_index([&](std::uint32_t slot) {
+      if (!nodes[slot].dead) fresh_window(slot);
+    });
     for (auto due : held) {
       if (due.kind == timer_kind::node_check) continue;  // the fresh windows replace them
       due.due = std::max(now, due.due + blind_ms);

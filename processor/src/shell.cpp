@@ -188,7 +188,10 @@ class processor_shell {
       const auto wake = pump_.next_wake(current, store_->next_retry());
       const std::int64_t wait_ms =
           std::min<std::int64_t>(idle_wait_max_ms, static_cast<std::int64_t>(wake - current));
-      zmq::pollitem_t items[] = {{subscriber_.handle(), 0, ZMQ_POLLIN, 0},
+      // While the store is degraded no event is read: waiting on the subscriber would only
+      // spin on the input that waits for the store.
+      const short input_events = store_->health().degraded ? 0 : ZMQ_POLLIN;
+      zmq::pollitem_t items[] = {{subscriber_.handle(), 0, input_events, 0},
                                  {control_.handle(), 0, ZMQ_POLLIN, 0},
                                  {nullptr, rrh::stop_fd(), ZMQ_POLLIN, 0},
                                  {zap_ ? zap_->socket().handle() : nullptr, 0, ZMQ_POLLIN, 0}};
@@ -271,7 +274,11 @@ class processor_shell {
         count_malformed([&] { return std::string(rrh::to_string(decoded.error().code)) + ": " + decoded.error().detail; });
         continue;
       }
-      if (curve && !sender_owns_node(decoded->header.node, frames[2].to_string_view())) {
+      // The processor's own echo carries its own key: it needs no binding (and must not
+      // lose to one, or a rotated key would leave the processor deaf for good).
+      const bool own_echo = decoded->header.node == settings_.node_id && decoded->header.incarnation == incarnation_ &&
+                            (!curve || frames[2].to_string_view() == security_.keys.own.public_key);
+      if (curve && !own_echo && !sender_owns_node(decoded->header.node, frames[2].to_string_view())) {
         continue;
       }
       if (const auto* lost = std::get_if<events::command_undeliverable>(&decoded->body)) {

@@ -92,11 +92,11 @@ int main(int argc, char** argv) {
   std::printf(" total=%" PRIu64 " | events_applied=%" PRIu64 " commands=%" PRIu64 " handler_calls=%" PRIu64
               " tasks=%" PRIu64 " retries_run=%" PRIu64 " recoveries=%" PRIu64 " abandoned=%" PRIu64
               " quarantined=%" PRIu64 " episode_shutdowns=%" PRIu64 " outbox_full=%" PRIu64
-              " attempts_run_twice=%" PRIu64 " blind_spells=%" PRIu64 " stale_recovers_refused=%" PRIu64 "\n",
+              " attempts_run_twice=%" PRIu64 " blind_spells=%" PRIu64 " stale_recovers_refused=%" PRIu64 " outcomes_unchecked=%" PRIu64 "\n",
               faults_total, sums.events_applied, sums.commands_issued, sums.handler_calls, sums.tasks_started,
               sums.retries_applied, sums.recoveries_issued, sums.abandoned, sums.quarantined,
               sums.episodes_shut_down, sums.outbox_full, sums.attempts_run_twice, sums.blind_spells,
-              sums.stale_recovers_refused);
+              sums.stale_recovers_refused, sums.outcomes_unchecked);
   if (failed_seeds.empty()) return 0;
   std::printf("failed seeds (%zu):", failed_seeds.size());
   for (const auto failed : failed_seeds) std::printf(" %" PRIu64, failed);

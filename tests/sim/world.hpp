@@ -69,6 +69,7 @@ struct totals {
   std::uint64_t attempts_run_twice = 0;  ///< one attempt of a task run by two retry commands
   std::uint64_t blind_spells = 0;        ///< times the processor lost sight (stall, deafness, store)
   std::uint64_t stale_recovers_refused = 0;
+  std::uint64_t outcomes_unchecked = 0;  ///< failures that raced their task's timeout in one batch
 };
 
 /// A broken invariant; its text names the seed, the step and the simulated time.

@@ -235,3 +235,24 @@ TEST_CASE("after a long blindness a phi detector judges from a fresh window, not
   // plus the pause), not the minutes that a 60 s interval in its statistics would take.
   REQUIRE(fixture.times_of<events::agent_dead>()[0] <= sight_ms + 10'000);
 }
+
+TEST_CASE("a blind spell does not revive dead nodes or restart their node_retention", "[engine][sight][retention]") {
+  auto config = sight_config();
+  config.node_retention_ms = 60'000;
+  engine_fixture fixture(config);
+  fleet(fixture, 2);
+  fixture.advance_with_heartbeats(fixture.now() + 5000, {"n2"});  // n1 dead
+  REQUIRE(fixture.subject().agent("a1")->state == agent_state::recovering);
+  const auto dead_ms = fixture.times_of<events::agent_dead>().at(0);
+  fixture.advance_with_heartbeats(fixture.now() + 20'000, {"n2"});
+  fixture.lose_sight(fixture.now());
+  fixture.advance_with_heartbeats(fixture.now() + 2000, {"n2"});
+  fixture.regain_sight();
+  // Forgotten node_retention after its death, as if the processor had never been blind
+  // (a fresh window for a dead node would restart the retention from a new verdict).
+  fixture.advance_with_heartbeats(dead_ms + 60'000 - 1, {"n2"});
+  REQUIRE(fixture.subject().node("n1") != nullptr);
+  fixture.advance_with_heartbeats(dead_ms + 60'000, {"n2"});
+  REQUIRE(fixture.subject().node("n1") == nullptr);
+  REQUIRE(fixture.subject().node("n2") != nullptr);
+}

@@ -63,6 +63,7 @@ struct engine_stats {
   std::uint64_t timers_fired = 0;
   std::uint64_t events_loaded_ahead = 0;  ///< applied by on_events with their records loaded ahead
   std::uint64_t events_refused = 0;       ///< task events naming an agent that is not registered
+  std::uint64_t events_stale_attempt = 0;  ///< failures of an attempt already superseded
   std::uint64_t blind_spells = 0;         ///< times the processor lost sight of the bus (lose_sight)
   std::uint64_t timers_held = 0;          ///< judging timers held while blind
   std::uint64_t disruptions = 0;          ///< times the fleet was judged disrupted
