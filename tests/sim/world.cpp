@@ -1041,7 +1041,8 @@ void world::expect_task_outcome(const event& message, const engine::effects& cha
   // A failure of an attempt already superseded is ignored by the engine (its timeout
   // counted it); a retry fired within the chunk after it looks the same from here.
   const auto* after = brain.task(failed.task);
-  const bool superseded = failed.attempt != 0 && after != nullptr && after->attempt > failed.attempt;
+  const bool superseded = failed.attempt != 0 && ((after != nullptr && after->attempt > failed.attempt) ||
+                                                  (before && before->attempt > failed.attempt));
   if (timed_out_in_chunk || superseded) {
     ++sums_.outcomes_unchecked;
     return;
