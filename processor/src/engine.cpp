@@ -644,13 +644,6 @@ struct engine::impl {
   void on_node_check(std::uint32_t slot) {
     auto& node = nodes[slot];
     const auto& config = *base;
-    if (echo_timeout_ms > 0 && heard_ms < node.detector.last_heartbeat_ms() + node.record.heartbeat_interval_ms) {
-      // No proof yet that the bus carried anything after this node's next heartbeat was
-      // due (the newest echo heard was sent before that): its silence may be the bus's.
-      // Look again shortly; if the bus is down, the echo check makes the processor blind.
-      schedule(now + std::max<std::uint64_t>(echo_timeout_ms / 4, 1), timer_kind::node_check, slot, node.generation);
-      return;
-    }
     const auto silent_ms = now - node.detector.last_heartbeat_ms();
     const double phi = node.detector.phi(now, config.acceptable_pause_ms, config.min_std_deviation_ms);
     if (!node.suspect) {
