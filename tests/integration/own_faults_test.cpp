@@ -25,15 +25,11 @@ namespace {
 
 /// Long enough for the detector (about 0.7 s of silence at test speed) to judge every
 /// node several times over.
-constexpr auto pause_duration = 5s;
+constexpr auto pause_duration = 4s;
 /// After a fault ends: time for any false verdict, recover or restart to show.
 constexpr auto settle_duration = 3s;
 /// One broker outage of the restart test: several detection windows.
-constexpr auto outage_duration = 3500ms;
-/// The fault tests' detector: a second of pause tolerated (about 1.2 s to judge), so that
-/// the burst a resumed broker or processor delivers on a loaded 2-core machine is not
-/// itself a silence; every fault still lasts several windows.
-const std::map<std::string, std::string> fault_speed = {{"acceptable_pause", "1"}};
+constexpr auto outage_duration = 2500ms;
 
 /// The number after `"key":` in `json` (the first occurrence, or the last with
 /// `last`); nothing when the key is absent.
@@ -288,7 +284,7 @@ struct topic_watch {
 
 TEST_CASE("a processor stopped for many detection windows kills nobody alive, then judges the dead",
           "[own_faults][integration]") {
-  fleet bus("rrh-own-processor-stop", fault_speed);
+  fleet bus("rrh-own-processor-stop");
   healthy_fleet live(bus);
   auto victim = bus.agent("victim", 1);
   auto all = live.agents;
@@ -324,7 +320,7 @@ TEST_CASE("a processor stopped for many detection windows kills nobody alive, th
 
 TEST_CASE("a broker stopped for many detection windows kills nobody and restarts nothing",
           "[own_faults][integration]") {
-  fleet bus("rrh-own-broker-stop", fault_speed);
+  fleet bus("rrh-own-broker-stop");
   healthy_fleet live(bus);
   REQUIRE(bus.all_healthy(live.agents));
   const auto children_before = live.children();
@@ -343,7 +339,7 @@ TEST_CASE("a broker stopped for many detection windows kills nobody and restarts
 
 TEST_CASE("a broker killed and restarted twice on its ports charges no live agent a recovery",
           "[own_faults][integration]") {
-  fleet bus("rrh-own-broker-restart", fault_speed);
+  fleet bus("rrh-own-broker-restart");
   healthy_fleet live(bus);
   REQUIRE(bus.all_healthy(live.agents));
   const auto children_before = live.children();
